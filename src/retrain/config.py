@@ -1,0 +1,275 @@
+"""Typed project configuration: one TOML file describes the dataset, the bucket and the thresholds.
+
+Everything downstream (GX suites, features, training, drift, the DAGs' prefixes) reads this, so a
+new tabular dataset needs a config edit, not a code change. Any scalar can be overridden by an
+environment variable ``RETRAIN__<SECTION>__<KEY>`` (Airflow's own ``AIRFLOW__S__K`` convention),
+which is how the local stack, the tests and a production deployment point the same code elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+DType = Literal["int", "float", "string", "category", "datetime"]
+ENV_PREFIX = "RETRAIN__"
+CONFIG_ENV = "RETRAIN_CONFIG"
+DEFAULT_CONFIG_NAME = "retrain.toml"
+
+
+class ConfigError(ValueError):
+    """The configuration is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the dataset as users drop it into ``landing/``."""
+
+    name: str
+    dtype: DType
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = None
+    max_missing_fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    id_column: str
+    time_column: str
+    target: str
+    columns: tuple[Column, ...]
+    file_formats: tuple[str, ...] = ("csv", "parquet")
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def feature_columns(self) -> tuple[Column, ...]:
+        """Input columns the model may learn from (not the id, time or target)."""
+        skip = {self.id_column, self.time_column, self.target}
+        return tuple(c for c in self.columns if c.name not in skip)
+
+    @property
+    def numeric_features(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.feature_columns if c.dtype in ("int", "float"))
+
+    @property
+    def categorical_features(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.feature_columns if c.dtype in ("category", "string"))
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    bucket: str = "retrain-demo"
+    endpoint_url: str = ""  # empty: the AWS default endpoint
+    region: str = "us-east-1"
+    landing_prefix: str = "landing/"
+    raw_prefix: str = "raw/"
+    quarantine_prefix: str = "quarantine/"
+    features_prefix: str = "features/"
+    models_prefix: str = "models/"
+    reports_prefix: str = "reports/"
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    min_rows: int = 20  # a raw file with fewer rows is rejected
+    max_missing_fraction: float = 0.2  # default for columns that do not set their own
+    training_min_rows: int = 500
+    training_min_positive_fraction: float = 0.01
+    training_max_positive_fraction: float = 0.6
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    holdout_fraction: float = 0.2  # the newest rows by time column
+    num_boost_round: int = 300
+    early_stopping_rounds: int = 30
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 20
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    metric: str = "auc"
+    min_metric: float = 0.6  # absolute floor: never deploy a model worse than this
+    min_improvement: float = 0.0  # challenger - champion on the same holdout must be >= this
+    psi_threshold: float = 0.2  # per-feature PSI above this counts as drift
+    psi_bins: int = 10
+
+
+@dataclass(frozen=True)
+class OrchestrationConfig:
+    aws_conn_id: str = "retrain_s3"
+    poll_interval: float = 5.0  # seconds between listings of landing/ in the triggerer
+    settle_seconds: float = 5.0  # landing/ must be unchanged this long before a batch is taken
+    wait_timeout_hours: float = 168.0
+    task_retries: int = 2
+    task_timeout_minutes: float = 30.0
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: DatasetConfig
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
+    source: str = ""  # where it was loaded from, for error messages
+
+
+_SECTIONS: dict[str, type] = {
+    "storage": StorageConfig,
+    "validation": ValidationConfig,
+    "training": TrainingConfig,
+    "gate": GateConfig,
+    "orchestration": OrchestrationConfig,
+}
+
+
+def default_config_path() -> Path:
+    """``$RETRAIN_CONFIG``, else ``retrain.toml`` in the working directory or the project root."""
+    if env := os.environ.get(CONFIG_ENV):
+        return Path(env)
+    cwd = Path.cwd() / DEFAULT_CONFIG_NAME
+    if cwd.exists():
+        return cwd
+    return Path(__file__).resolve().parents[2] / DEFAULT_CONFIG_NAME
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    path = Path(path) if path is not None else default_config_path()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path} (set {CONFIG_ENV})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    return parse_config(raw, env=os.environ if env is None else env, source=str(path))
+
+
+def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "") -> Config:
+    unknown = set(raw) - set(_SECTIONS) - {"dataset"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s): {sorted(unknown)}")
+    if "dataset" not in raw:
+        raise ConfigError(f"{source}: missing [dataset] section")
+    sections = {
+        name: _build_section(cls, name, raw.get(name, {}), env, source)
+        for name, cls in _SECTIONS.items()
+    }
+    cfg = Config(dataset=_build_dataset(raw["dataset"], source), source=source, **sections)
+    _check(cfg)
+    return cfg
+
+
+def _build_section(cls: type, name: str, values: Mapping[str, Any], env, source: str):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"{source}: [{name}] unknown key(s): {sorted(unknown)}")
+    kwargs = dict(values)
+    for key, fld in known.items():
+        env_key = f"{ENV_PREFIX}{name.upper()}__{key.upper()}"
+        if env_key in env:
+            kwargs[key] = _coerce(env[env_key], fld.type, env_key)
+    for key, value in kwargs.items():
+        kwargs[key] = _check_type(value, known[key].type, f"[{name}] {key}", source)
+    return cls(**kwargs)
+
+
+def _coerce(text: str, type_name: str, where: str) -> Any:
+    try:
+        if type_name == "bool":
+            return text.strip().lower() in ("1", "true", "yes", "on")
+        if type_name == "int":
+            return int(text)
+        if type_name == "float":
+            return float(text)
+    except ValueError as exc:
+        raise ConfigError(f"{where}={text!r} is not a valid {type_name}") from exc
+    return text
+
+
+def _check_type(value: Any, type_name: str, where: str, source: str) -> Any:
+    expected = {"int": int, "float": (int, float), "str": str, "bool": bool}.get(type_name)
+    if expected is None or (isinstance(value, expected) and not (
+        type_name in ("int", "float") and isinstance(value, bool)
+    )):
+        return float(value) if type_name == "float" else value
+    raise ConfigError(f"{source}: {where} must be {type_name}, got {value!r}")
+
+
+def _build_dataset(raw: Mapping[str, Any], source: str) -> DatasetConfig:
+    required = ("name", "id_column", "time_column", "target", "columns")
+    missing = [k for k in required if k not in raw]
+    if missing:
+        raise ConfigError(f"{source}: [dataset] missing key(s): {missing}")
+    columns = []
+    for name, spec in raw["columns"].items():
+        spec = {"dtype": spec} if isinstance(spec, str) else dict(spec)
+        if spec.get("dtype") not in get_args(DType):
+            raise ConfigError(
+                f"{source}: column {name!r}: dtype must be one of {get_args(DType)}, "
+                f"got {spec.get('dtype')!r}"
+            )
+        if "categories" in spec:
+            spec["categories"] = tuple(str(c) for c in spec["categories"])
+        known = {f.name for f in dataclasses.fields(Column)} - {"name"}
+        if bad := set(spec) - known:
+            raise ConfigError(f"{source}: column {name!r}: unknown key(s) {sorted(bad)}")
+        columns.append(Column(name=name, **spec))
+    formats = tuple(raw.get("file_formats", ("csv", "parquet")))
+    return DatasetConfig(
+        name=raw["name"],
+        id_column=raw["id_column"],
+        time_column=raw["time_column"],
+        target=raw["target"],
+        columns=tuple(columns),
+        file_formats=formats,
+    )
+
+
+def _check(cfg: Config) -> None:
+    ds = cfg.dataset
+    names = set(ds.column_names)
+    for role in ("id_column", "time_column", "target"):
+        if getattr(ds, role) not in names:
+            raise ConfigError(f"{cfg.source}: [dataset] {role} {getattr(ds, role)!r} not in columns")
+    if ds.column(ds.time_column).dtype != "datetime":
+        raise ConfigError(f"{cfg.source}: time column {ds.time_column!r} must have dtype datetime")
+    if ds.column(ds.target).dtype != "int":
+        raise ConfigError(f"{cfg.source}: target {ds.target!r} must be an int column of 0/1")
+    if not ds.feature_columns:
+        raise ConfigError(f"{cfg.source}: no feature columns besides id, time and target")
+    for fmt in ds.file_formats:
+        if fmt not in ("csv", "parquet"):
+            raise ConfigError(f"{cfg.source}: file format {fmt!r} not supported (csv, parquet)")
+    if not 0 < cfg.training.holdout_fraction < 1:
+        raise ConfigError(f"{cfg.source}: [training] holdout_fraction must be in (0, 1)")
+    for prefix_field in dataclasses.fields(StorageConfig):
+        if prefix_field.name.endswith("_prefix"):
+            value = getattr(cfg.storage, prefix_field.name)
+            if not value.endswith("/") or value.startswith("/"):
+                raise ConfigError(
+                    f"{cfg.source}: [storage] {prefix_field.name} {value!r} must end with '/' "
+                    "and not start with it"
+                )
