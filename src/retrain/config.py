@@ -211,9 +211,10 @@ def _coerce(text: str, type_name: str, where: str) -> Any:
 
 def _check_type(value: Any, type_name: str, where: str, source: str) -> Any:
     expected = {"int": int, "float": (int, float), "str": str, "bool": bool}.get(type_name)
-    if expected is None or (isinstance(value, expected) and not (
-        type_name in ("int", "float") and isinstance(value, bool)
-    )):
+    if expected is None or (
+        isinstance(value, expected)
+        and not (type_name in ("int", "float") and isinstance(value, bool))
+    ):
         return float(value) if type_name == "float" else value
     raise ConfigError(f"{source}: {where} must be {type_name}, got {value!r}")
 
@@ -253,7 +254,9 @@ def _check(cfg: Config) -> None:
     names = set(ds.column_names)
     for role in ("id_column", "time_column", "target"):
         if getattr(ds, role) not in names:
-            raise ConfigError(f"{cfg.source}: [dataset] {role} {getattr(ds, role)!r} not in columns")
+            raise ConfigError(
+                f"{cfg.source}: [dataset] {role} {getattr(ds, role)!r} not in columns"
+            )
     if ds.column(ds.time_column).dtype != "datetime":
         raise ConfigError(f"{cfg.source}: time column {ds.time_column!r} must have dtype datetime")
     if ds.column(ds.target).dtype != "int":

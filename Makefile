@@ -1,0 +1,40 @@
+# The two commands: `make demo` and `make test`. Everything else here serves them.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+UV_VERSION := 0.13.8
+
+.PHONY: demo stop test lint format lock venv clean
+
+demo: $(STAMP)  ## start the local stack, drop demo data, follow the runs, print where reports are
+	$(BIN)/retrain demo
+
+stop:  ## stop every process the demo started
+	@if [ -x $(BIN)/retrain ]; then $(BIN)/retrain stop; else echo "no environment, nothing to stop"; fi
+
+test: $(STAMP)  ## ruff, then the whole pytest suite (unit, validation, integration, DAGs, end-to-end)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+venv: $(STAMP)
+
+# The environment comes from the lock file only (hashes checked); uv is bootstrapped with pip.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+lock:  ## re-resolve requirements.in into requirements.lock
+	$(BIN)/uv pip compile --quiet requirements.in --python-version 3.11 --generate-hashes -o requirements.lock
+
+format:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: stop
+	rm -rf $(VENV) .stack .pytest_cache .ruff_cache

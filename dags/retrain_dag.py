@@ -1,0 +1,64 @@
+"""Retrain: scheduled on the features asset. Gate, train, evaluate, decide, deploy.
+
+The training set passes a GX checkpoint first (a failure stops here, the champion keeps serving).
+The challenger and the champion are scored on the same time-based holdout; with the drift check
+against the champion's reference profile, a gate decides. Deploying is an atomic compare-and-swap
+of models/champion.json; the decision record is written either way.
+"""
+
+from __future__ import annotations
+
+from _shared.common import CONFIG, DEFAULT_ARGS, FEATURES, MODEL, START_DATE, TAGS, storage
+from airflow.sdk import dag, get_current_context, task
+
+
+@dag(
+    dag_id="retrain",
+    schedule=[FEATURES],
+    max_active_runs=1,
+    start_date=START_DATE,
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "training"],
+    doc_md=__doc__,
+)
+def retrain():
+    @task
+    def check_training_set() -> dict:
+        from retrain.pipeline import check_training_set
+
+        run_id = get_current_context()["run_id"]
+        return check_training_set(storage(), CONFIG, run_name=run_id).as_dict()
+
+    @task
+    def train_challenger(training_set: dict) -> dict:
+        from retrain.pipeline import train_challenger
+
+        return train_challenger(storage(), CONFIG, training_set["feature_keys"]).as_dict()
+
+    @task
+    def evaluate_and_decide(training_set: dict, challenger: dict) -> dict:
+        from retrain.pipeline import evaluate_and_decide
+
+        return evaluate_and_decide(
+            storage(), CONFIG, training_set["feature_keys"], challenger["version"]
+        ).as_dict()
+
+    @task(outlets=[MODEL])
+    def deploy(decision: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from retrain.pipeline import deploy
+
+        result = deploy(storage(), CONFIG, decision)
+        if not result.deployed:
+            raise AirflowSkipException(f"held: {result.reason}")
+        get_current_context()["outlet_events"][MODEL].extra = result.as_dict()
+        return result.as_dict()
+
+    training_set = check_training_set()
+    challenger = train_challenger(training_set)
+    deploy(evaluate_and_decide(training_set, challenger))
+
+
+retrain()

@@ -1,0 +1,162 @@
+"""A small client for Airflow 3's REST API (``/api/v2``), stdlib only.
+
+The demo and the end-to-end tests watch runs through the api-server instead of the ``airflow``
+CLI, whose start-up alone takes tens of seconds on a small machine. No Airflow import here: this
+talks HTTP to whatever Airflow is running, local or remote.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+
+class AirflowApiError(RuntimeError):
+    """The api-server answered with an error or could not be reached."""
+
+
+@dataclass(frozen=True)
+class DagRun:
+    dag_id: str
+    run_id: str
+    state: str
+    run_type: str
+    queued_at: str | None
+    start_date: str | None
+    end_date: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("success", "failed")
+
+
+@dataclass(frozen=True)
+class TaskInstance:
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    state: str | None
+    try_number: int
+
+
+class AirflowApi:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def _request(
+        self, path: str, params: dict[str, Any] | None = None, accept: str = "application/json"
+    ) -> bytes:
+        url = f"{self.base_url}{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params, doseq=True)
+        headers = {"Accept": accept}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(url, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")[:500]
+            raise AirflowApiError(f"GET {path}: HTTP {exc.code}: {body}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise AirflowApiError(f"GET {path}: {exc}") from exc
+
+    def get_json(self, path: str, **params: Any) -> Any:
+        return json.loads(self._request(path, params))
+
+    def health(self) -> dict[str, Any]:
+        return self.get_json("/api/v2/monitor/health")
+
+    def is_healthy(self) -> bool:
+        try:
+            health = self.health()
+        except AirflowApiError:
+            return False
+        parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        return all((health.get(p) or {}).get("status") == "healthy" for p in parts)
+
+    def dag_ids(self) -> list[str]:
+        return [d["dag_id"] for d in self.get_json("/api/v2/dags", limit=100)["dags"]]
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return self.get_json("/api/v2/importErrors")["import_errors"]
+
+    def dag_runs(self, dag_id: str, limit: int = 50) -> list[DagRun]:
+        payload = self.get_json(
+            f"/api/v2/dags/{dag_id}/dagRuns", limit=limit, order_by="-run_after"
+        )
+        return [
+            DagRun(
+                dag_id=r["dag_id"],
+                run_id=r["dag_run_id"],
+                state=r["state"],
+                run_type=r["run_type"],
+                queued_at=r.get("queued_at"),
+                start_date=r.get("start_date"),
+                end_date=r.get("end_date"),
+            )
+            for r in payload["dag_runs"]
+        ]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[TaskInstance]:
+        quoted = urllib.parse.quote(run_id, safe="")
+        payload = self.get_json(f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances", limit=100)
+        return [
+            TaskInstance(
+                dag_id=t["dag_id"],
+                run_id=t["dag_run_id"],
+                task_id=t["task_id"],
+                map_index=t.get("map_index", -1),
+                state=t.get("state"),
+                try_number=t.get("try_number", 0),
+            )
+            for t in payload["task_instances"]
+        ]
+
+    def task_log(self, ti: TaskInstance, try_number: int | None = None) -> str:
+        quoted = urllib.parse.quote(ti.run_id, safe="")
+        attempt = try_number or max(ti.try_number, 1)
+        raw = self._request(
+            f"/api/v2/dags/{ti.dag_id}/dagRuns/{quoted}/taskInstances/{ti.task_id}/logs/{attempt}",
+            {"full_content": "true", "map_index": ti.map_index},
+        )
+        try:
+            content = json.loads(raw).get("content", raw.decode(errors="replace"))
+        except ValueError:
+            return raw.decode(errors="replace")
+        if isinstance(content, list):
+            return "\n".join(
+                line.get("event", json.dumps(line)) if isinstance(line, dict) else str(line)
+                for line in content
+            )
+        return str(content)
+
+    def failed_task_logs(self, dag_ids: list[str], limit_runs: int = 5) -> str:
+        """The logs of every failed or retried task in the latest runs: what a red run needs."""
+        chunks = []
+        for dag_id in dag_ids:
+            try:
+                runs = self.dag_runs(dag_id, limit=limit_runs)
+            except AirflowApiError as exc:
+                chunks.append(f"=== {dag_id}: cannot list runs: {exc}")
+                continue
+            for run in runs:
+                for ti in self.task_instances(dag_id, run.run_id):
+                    if ti.state in ("failed", "up_for_retry", "upstream_failed"):
+                        try:
+                            log = self.task_log(ti)
+                        except AirflowApiError as exc:
+                            log = f"(log unavailable: {exc})"
+                        chunks.append(
+                            f"=== {dag_id} / {run.run_id} / {ti.task_id} "
+                            f"[{ti.state}, try {ti.try_number}]\n{log[-6000:]}"
+                        )
+        return "\n".join(chunks)

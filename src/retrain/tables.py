@@ -1,0 +1,179 @@
+"""Reading landed files into DataFrames and typing them once they passed validation.
+
+Two steps on purpose: :func:`read_table` keeps what the user sent (a CSV column with ``"n/a"`` in
+it stays text) so the raw GX checkpoint can name the bad values, and :func:`coerce_types` turns a
+file that passed into the typed frame the feature and training code relies on.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+
+from retrain.config import DatasetConfig
+
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet",)
+# Only an empty field is missing: pandas' default NA strings ("n/a", "NULL", "-", ...) would hide
+# text in a numeric column from validation by silently turning it into NaN.
+CSV_NA_VALUES = ("",)
+# Strings pandas parses relative to the clock; as event times in a data file they are garbage.
+_RELATIVE_TIMES = frozenset({"now", "today"})
+
+
+class UnreadableFile(ValueError):
+    """A landed file is not a CSV/Parquet table we can parse; the caller quarantines it."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def file_format(name: str) -> str:
+    """``"csv"`` or ``"parquet"`` from the file name, or :class:`UnreadableFile`."""
+    lower = name.lower()
+    if lower.endswith(CSV_SUFFIXES):
+        return "csv"
+    if lower.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    expected = ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES)
+    raise UnreadableFile(name, f"unsupported file type (expected {expected})")
+
+
+def read_table(data: bytes, name: str, ds: DatasetConfig | None = None) -> pd.DataFrame:
+    """Parse a landed file's bytes by extension, keeping values as the user wrote them.
+
+    With ``ds``, CSV columns configured as string/category are read as text, so ids like
+    ``"00123"`` and categories like ``"1"`` survive. Every parse error becomes
+    :class:`UnreadableFile` naming the file: a file we cannot read is a validation failure.
+    """
+    fmt = file_format(name)
+    if not data:
+        raise UnreadableFile(name, "file is empty")
+    try:
+        if fmt == "csv":
+            frame = _read_csv(data, name, _text_columns(ds))
+        else:
+            frame = pd.read_parquet(io.BytesIO(data))
+    except UnreadableFile:
+        raise
+    except Exception as exc:  # pandas/pyarrow/gzip raise a zoo of types; all mean "unreadable"
+        raise UnreadableFile(name, f"cannot parse as {fmt}: {type(exc).__name__}: {exc}") from exc
+    if frame.columns.empty:
+        raise UnreadableFile(name, "no columns found")
+    return frame
+
+
+def _read_csv(data: bytes, name: str, text_columns: Iterable[str]) -> pd.DataFrame:
+    compression = "gzip" if name.lower().endswith(".gz") else None
+    try:
+        return pd.read_csv(
+            io.BytesIO(data),
+            compression=compression,
+            encoding="utf-8-sig",
+            keep_default_na=False,
+            na_values=list(CSV_NA_VALUES),
+            dtype={column: "str" for column in text_columns},
+        )
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(name, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise UnreadableFile(name, "no header row or data") from exc
+
+
+def _text_columns(ds: DatasetConfig | None) -> tuple[str, ...]:
+    if ds is None:
+        return ()
+    return tuple(c.name for c in ds.columns if c.dtype in ("string", "category"))
+
+
+def parse_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse values to tz-naive UTC ``datetime64[ns]``; also return the mask of unparseable ones.
+
+    Shared by validation (which reports the bad values) and :func:`coerce_types`, so a file that
+    passed validation always coerces. Strings are parsed one by one (mixed formats and UTC offsets
+    allowed, naive means UTC); datetimes pass; numbers and the like do not, because an epoch
+    integer is ambiguous. Values outside the ``datetime64[ns]`` range count as unparseable.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        parsed = pd.to_datetime(values, utc=True)
+        usable = values.notna()
+    else:
+        objects = values.astype(object)
+        is_text = objects.map(lambda v: isinstance(v, str))
+        text = objects.where(is_text, "").astype(str).str.strip().str.lower()
+        is_time = objects.map(lambda v: isinstance(v, datetime | date | np.datetime64))
+        usable = (is_text & ~text.isin(_RELATIVE_TIMES)) | is_time
+        parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
+        if usable.any():
+            candidates = objects[usable].map(_as_text)
+            parsed[usable] = pd.to_datetime(candidates, errors="coerce", utc=True, format="mixed")
+    in_range = (parsed >= _MIN_TIME) & (parsed <= _MAX_TIME)
+    bad = values.notna() & ~(usable & in_range)
+    typed = parsed.where(in_range).dt.tz_localize(None).astype("datetime64[ns]")
+    return typed, bad
+
+
+_MIN_TIME = pd.Timestamp.min.tz_localize("UTC")
+_MAX_TIME = pd.Timestamp.max.tz_localize("UTC")
+
+
+def _as_text(value: object) -> object:
+    # Datetime objects of mixed awareness next to strings trip pandas' mixed-format parser;
+    # ISO text of the same instant parses uniformly (a naive value stays naive, i.e. UTC).
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, np.datetime64):
+        return str(value)
+    return value
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """Values as ``str`` with missing kept; whole floats print as ints (a Parquet int column with
+    nulls arrives as float64, and category ``1`` must not become ``"1.0"``)."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        values = values.astype(object).map(
+            lambda v: str(int(v)) if v == v and float(v).is_integer() else v
+        )
+    return values.astype("str")
+
+
+def coerce_types(df: pd.DataFrame, ds: DatasetConfig) -> pd.DataFrame:
+    """Exactly the configured columns, in config order, typed by their configured dtype.
+
+    int and float become float64 so missing values stay NaN (the target, never missing, becomes
+    int64); string/category become ``str`` with NaN kept; datetime becomes tz-naive UTC
+    ``datetime64[ns]``. Meant for frames that passed the raw checkpoint: anything it cannot
+    convert raises ``ValueError`` naming the column.
+    """
+    missing = [c for c in ds.column_names if c not in df.columns]
+    if missing:
+        raise ValueError(f"missing column(s) {missing}")
+    out: dict[str, pd.Series] = {}
+    for column in ds.columns:
+        values = df[column.name]
+        try:
+            out[column.name] = _coerce_column(values, column.dtype, column.name == ds.target)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ValueError(f"column {column.name!r} ({column.dtype}): {exc}") from exc
+    return pd.DataFrame(out, index=df.index)
+
+
+def _coerce_column(values: pd.Series, dtype: str, is_target: bool) -> pd.Series:
+    if dtype in ("int", "float"):
+        numbers = pd.to_numeric(values, errors="raise")
+        if is_target:
+            return numbers.astype("int64")
+        return numbers.astype("float64")
+    if dtype in ("string", "category"):
+        return as_text(values)
+    parsed, bad = parse_timestamps(values)
+    if bad.any():
+        examples = values[bad].astype(str).unique()[:3].tolist()
+        raise ValueError(f"{int(bad.sum())} value(s) not parseable as timestamps, e.g. {examples}")
+    return parsed

@@ -1,0 +1,207 @@
+"""Train and evaluate the LightGBM model on featurized data, with a time-based holdout.
+
+The holdout is the newest slice by the time column: the model is judged on data from after
+everything it learned from, which is what it will face in production. Early stopping uses a
+validation slice carved (also by time) from the training part, never from the holdout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from retrain.config import Config, DatasetConfig
+from retrain.features import feature_names
+
+if TYPE_CHECKING:  # lightgbm is imported where used: DAG files import this module to parse
+    import lightgbm as lgb
+
+VALID_FRACTION = 0.15  # of the training part, newest rows, for early stopping only
+NUM_THREADS = 2
+_EPS = 1e-15
+
+
+@dataclass(frozen=True)
+class Metrics:
+    auc: float
+    logloss: float
+    average_precision: float
+    positive_rate: float
+    n_rows: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A trained booster and the ordered feature names it expects."""
+
+    booster: lgb.Booster
+    feature_names: tuple[str, ...]
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """P(target = 1) per row; ``features`` is a ``build_features`` frame (extra columns ok)."""
+        missing = [f for f in self.feature_names if f not in features.columns]
+        if missing:
+            raise KeyError(f"features missing from input: {missing}")
+        return np.asarray(self.booster.predict(features[list(self.feature_names)]), dtype="float64")
+
+    def to_text(self) -> str:
+        """LightGBM's model string; it carries the pandas category lists, so codes survive."""
+        return self.booster.model_to_string()
+
+    @classmethod
+    def from_text(cls, text: str) -> Model:
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_str=text)
+        return cls(booster=booster, feature_names=tuple(booster.feature_name()))
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    model: Model
+    metrics: Metrics  # on the holdout
+    best_iteration: int
+    n_train: int
+    n_holdout: int
+    holdout_start: str  # ISO timestamp of the oldest holdout row
+
+
+def split_by_time(
+    df: pd.DataFrame, ds: DatasetConfig, holdout_fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(older, newest) rows; ties in time are broken by id so the split is deterministic."""
+    if not 0 < holdout_fraction < 1:
+        raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
+    if len(df) < 2:
+        raise ValueError(f"need at least 2 rows to split, got {len(df)}")
+    ordered = df.sort_values([ds.time_column, ds.id_column], kind="stable", na_position="first")
+    n_holdout = min(max(round(len(df) * holdout_fraction), 1), len(df) - 1)
+    cut = len(df) - n_holdout
+    return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
+
+
+def train_model(features: pd.DataFrame, cfg: Config) -> TrainResult:
+    """Fit on the older rows, early-stop on their newest slice, refit, score the holdout.
+
+    Once early stopping has picked the number of rounds, the model is refit on the whole
+    training part for that many rounds, so the newest pre-holdout rows are not used for
+    validation only. Positives are up-weighted by sqrt(negatives / positives): enough to help
+    the trees find the rare class, mild enough to keep probabilities (and logloss) usable.
+    """
+    import lightgbm as lgb
+
+    ds, tc = cfg.dataset, cfg.training
+    names = feature_names(ds)
+    train, holdout = split_by_time(features, ds, tc.holdout_fraction)
+    fit, valid = split_by_time(train, ds, VALID_FRACTION)
+    y_train = _labels(train, ds)
+    n_pos = int(y_train.sum())
+    if n_pos == 0 or n_pos == len(y_train):
+        raise ValueError("training part has a single class; cannot train a binary model")
+
+    params = {
+        "objective": "binary",
+        "metric": "auc",
+        "learning_rate": tc.learning_rate,
+        "num_leaves": tc.num_leaves,
+        "min_data_in_leaf": tc.min_data_in_leaf,
+        "scale_pos_weight": math.sqrt((len(y_train) - n_pos) / n_pos),
+        "seed": tc.seed,
+        "num_threads": NUM_THREADS,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbose": -1,
+    }
+    fit_set = lgb.Dataset(fit[names], _labels(fit, ds), free_raw_data=False)
+    valid_set = lgb.Dataset(valid[names], _labels(valid, ds), reference=fit_set)
+    probe = lgb.train(
+        params,
+        fit_set,
+        num_boost_round=tc.num_boost_round,
+        valid_sets=[valid_set],
+        callbacks=[lgb.early_stopping(tc.early_stopping_rounds, verbose=False)],
+    )
+    best = probe.best_iteration or tc.num_boost_round
+    booster = lgb.train(params, lgb.Dataset(train[names], y_train), num_boost_round=best)
+    model = Model(booster=booster, feature_names=tuple(names))
+    return TrainResult(
+        model=model,
+        metrics=evaluate(model, holdout, ds),
+        best_iteration=best,
+        n_train=len(train),
+        n_holdout=len(holdout),
+        holdout_start=pd.Timestamp(holdout[ds.time_column].iloc[0]).isoformat(),
+    )
+
+
+def evaluate(model: Model, holdout_features: pd.DataFrame, ds: DatasetConfig) -> Metrics:
+    """Metrics of ``model`` on a featurized frame; AUC/AP are NaN if it has a single class."""
+    y = _labels(holdout_features, ds)
+    p = model.predict_proba(holdout_features)
+    return Metrics(
+        auc=roc_auc(y, p),
+        logloss=log_loss(y, p),
+        average_precision=average_precision(y, p),
+        positive_rate=float(y.mean()) if len(y) else math.nan,
+        n_rows=len(y),
+    )
+
+
+def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Mann-Whitney AUC: P(score of a random positive > a random negative), ties count half."""
+    y = np.asarray(y_true).astype(bool)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = _average_ranks(np.asarray(scores, dtype="float64"))
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Sum over distinct thresholds of (recall step) x precision; tied scores form one step."""
+    y = np.asarray(y_true).astype(bool)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        return math.nan
+    order = np.argsort(-np.asarray(scores, dtype="float64"), kind="stable")
+    s, yy = np.asarray(scores, dtype="float64")[order], y[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]
+    tp = np.cumsum(yy)[last_of_tie]
+    precision = tp / (last_of_tie + 1)
+    recall_step = np.diff(np.r_[0, tp]) / n_pos
+    return float(np.sum(recall_step * precision))
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing the mean of their positions (scipy's "average")."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    first_of_tie = np.r_[True, xs[1:] != xs[:-1]]
+    starts = np.flatnonzero(first_of_tie)
+    ends = np.r_[starts[1:], len(xs)]
+    ranks = np.empty(len(x), dtype="float64")
+    ranks[order] = ((starts + 1 + ends) / 2)[np.cumsum(first_of_tie) - 1]
+    return ranks
+
+
+def log_loss(y_true: np.ndarray, proba: np.ndarray) -> float:
+    y = np.asarray(y_true, dtype="float64")
+    if len(y) == 0:
+        return math.nan
+    p = np.clip(np.asarray(proba, dtype="float64"), _EPS, 1 - _EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def _labels(df: pd.DataFrame, ds: DatasetConfig) -> np.ndarray:
+    y = pd.to_numeric(df[ds.target], errors="coerce")
+    if y.isna().any() or not y.isin((0, 1)).all():
+        raise ValueError(f"target {ds.target!r} must be 0/1 with no missing values")
+    return y.to_numpy(dtype="int64")

@@ -1,0 +1,128 @@
+"""One load test over every DAG (Astronomer's project test): imports, schedules, task hygiene,
+parse time, and the library's independence from Airflow."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from retrain.devstack import DAG_IDS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DAGS_FOLDER = PROJECT_ROOT / "dags"
+PARSE_LIMIT_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def test_no_import_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+
+
+def test_the_three_dags_are_there(dagbag) -> None:
+    assert set(dagbag.dag_ids) == set(DAG_IDS)
+
+
+@pytest.mark.parametrize("dag_id", DAG_IDS)
+def test_dag_hygiene(dagbag, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    schedule = dag.schedule
+    assert schedule in (None, "@continuous") or _assets_of(schedule), (
+        f"{dag_id}: schedule {schedule!r} is time-based; only events may start runs"
+    )
+    assert dag.tags and "retrain" in dag.tags
+    assert dag.max_active_runs == 1, "runs of one DAG must not race on the same prefixes"
+    for task in dag.tasks:
+        assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id}: owner"
+        assert task.retries >= 1, f"{dag_id}.{task.task_id}: retries"
+        assert isinstance(task.execution_timeout, timedelta), f"{dag_id}.{task.task_id}: timeout"
+
+
+def test_asset_graph(dagbag) -> None:
+    """landing -> ingest -emits raw-> features -emits features-> retrain -emits model."""
+    outlets = {
+        dag_id: {a.name for t in dagbag.dags[dag_id].tasks for a in t.outlets} for dag_id in DAG_IDS
+    }
+    assert outlets == {"ingest": {"raw"}, "features": {"features"}, "retrain": {"model"}}
+    assert _assets_of(dagbag.dags["features"].schedule) == {"raw"}
+    assert _assets_of(dagbag.dags["retrain"].schedule) == {"features"}
+
+
+def _assets_of(schedule) -> set[str]:
+    """Names of the assets a DAG is scheduled on (empty for anything else)."""
+    from airflow.sdk import Asset
+
+    if isinstance(schedule, list | tuple) and all(isinstance(a, Asset) for a in schedule):
+        return {a.name for a in schedule}
+    return set()
+
+
+def test_waiting_happens_in_the_triggerer(dagbag) -> None:
+    from triggers.landing import LandingSensor
+
+    first = dagbag.dags["ingest"].get_task("wait_for_files")
+    assert isinstance(first, LandingSensor)
+    assert first.execution_timeout > first.wait_timeout
+
+
+def test_every_dag_file_parses_fast(tmp_path: Path) -> None:
+    """`airflow dags report` per-file parse durations, each under the limit."""
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run(
+        [airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300
+    )
+    out = subprocess.run(
+        [airflow, "dags", "report", "-o", "json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
+    report = json.loads(out[out.index("[{") :])
+    durations = {row["file"]: _seconds(row["duration"]) for row in report}
+    print("parse durations:", durations)
+    assert set(durations) == {p.name for p in DAGS_FOLDER.glob("*_dag.py")}
+    assert all(d < PARSE_LIMIT_S for d in durations.values()), durations
+
+
+def _seconds(duration: str) -> float:
+    h, m, s = duration.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def test_library_has_no_airflow_imports() -> None:
+    offenders = []
+    for path in (PROJECT_ROOT / "src" / "retrain").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "airflow"]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("path", sorted(DAGS_FOLDER.rglob("*.py")), ids=lambda p: p.name)
+def test_dag_files_import_nothing_heavy_at_module_level(path: Path) -> None:
+    heavy = {"pandas", "numpy", "great_expectations", "lightgbm", "boto3", "pyarrow", "validation"}
+    top = [
+        n for n in ast.parse(path.read_text()).body if isinstance(n, ast.Import | ast.ImportFrom)
+    ]
+    names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module for n in top if isinstance(n, ast.ImportFrom) and n.module]
+    assert not [n for n in names if n.split(".")[0] in heavy]

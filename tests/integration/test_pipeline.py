@@ -1,0 +1,100 @@
+"""The pipeline's steps in order against a real S3-compatible server, outside Airflow:
+what each DAG task does, with real GX checkpoints and real LightGBM models."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+import pytest
+
+from retrain import pipeline
+from retrain.config import Config
+from retrain.datagen import generate, write_batch
+from retrain.registry import ModelRegistry
+from retrain.storage import S3Storage
+
+START = datetime(2026, 10, 1)
+
+
+@pytest.fixture
+def cfg(config: Config, storage: S3Storage) -> Config:
+    return replace(config, storage=replace(config.storage, bucket=storage.bucket))
+
+
+def _land(storage: S3Storage, name: str, scenario: str, rows: int, seed: int, days=0.0) -> dict:
+    fmt = "parquet" if name.endswith(".parquet") else "csv"
+    df = generate(rows, seed=seed, scenario=scenario, start=START.replace(day=1 + int(days)))
+    key = f"landing/{name}"
+    etag = storage.put_bytes(key, write_batch(df, fmt))
+    return {"key": key, "etag": etag, "size": 0}
+
+
+def _run_all(storage: S3Storage, cfg: Config, files: list[dict], run: str):
+    batch = pipeline.ingest_batch(storage, cfg, files, batch_id=pipeline.batch_id_for(run))
+    built = pipeline.build_features_for_new_raw(storage, cfg)
+    checked = pipeline.check_training_set(storage, cfg, run_name=run)
+    challenger = pipeline.train_challenger(storage, cfg, list(checked.feature_keys))
+    record = pipeline.evaluate_and_decide(
+        storage, cfg, list(checked.feature_keys), challenger.version
+    )
+    return batch, built, challenger, record, pipeline.deploy(storage, cfg, record.as_dict())
+
+
+def test_first_batch_routes_files_and_deploys_a_first_model(storage: S3Storage, cfg) -> None:
+    files = [
+        _land(storage, "a.csv", "normal", 2500, seed=1),
+        _land(storage, "b.parquet", "normal", 2500, seed=2),
+        _land(storage, "broken.csv", "corrupt", 200, seed=3),
+    ]
+    batch, built, challenger, record, deployed = _run_all(storage, cfg, files, "run-1")
+
+    assert len(batch.raw_keys) == 2 and len(batch.quarantined) == 1
+    bad = batch.quarantined[0]
+    assert bad.dest_key.startswith("quarantine/") and bad.dest_key.endswith("broken.csv")
+    report = storage.get_json(bad.report_key)
+    assert report["failed_expectations"], "the report says which expectations failed"
+    assert storage.list_objects("landing/") == [], "every landed file was routed"
+    assert len(built.written) == 2 and built.rows == 5000
+    assert challenger.metrics["auc"] > 0.7
+    assert record.deploy and record.champion_version is None
+    assert deployed.deployed
+    champion = ModelRegistry(storage, cfg.storage.models_prefix).champion()
+    assert champion is not None and champion.version == challenger.version
+    index = storage.get_bytes("reports/index.html").decode()
+    assert challenger.version in index and "broken.csv" in index
+
+
+def test_retry_of_ingest_routes_nothing_twice(storage: S3Storage, cfg) -> None:
+    files = [_land(storage, "a.csv", "normal", 500, seed=1)]
+    first = pipeline.ingest_batch(storage, cfg, files, batch_id="b1")
+    again = pipeline.ingest_batch(storage, cfg, files, batch_id="b1")
+    assert again.raw_keys == first.raw_keys
+    assert [o.key for o in storage.list_objects("raw/")] == list(first.raw_keys)
+
+
+def test_second_batch_is_compared_with_the_champion(storage: S3Storage, cfg) -> None:
+    _run_all(storage, cfg, [_land(storage, "w1.csv", "normal", 4000, seed=1)], "run-1")
+    first = ModelRegistry(storage, cfg.storage.models_prefix).champion()
+    _, built, challenger, record, deployed = _run_all(
+        storage, cfg, [_land(storage, "w2.csv", "drifted", 4000, seed=2, days=7)], "run-2"
+    )
+    assert built.already_built == 1 and len(built.written) == 1, "features are incremental"
+    assert record.champion_version == first.version
+    assert record.champion_metrics is not None and record.drift is not None
+    assert record.drift["drifted"], "the drifted week is seen as drift"
+    champion = ModelRegistry(storage, cfg.storage.models_prefix).champion()
+    assert champion.version == (challenger.version if record.deploy else first.version)
+    assert deployed.deployed == record.deploy
+    assert storage.exists(f"reports/drift/{challenger.version}.html")
+
+
+def test_a_training_set_failing_its_checkpoint_stops_training(storage: S3Storage, cfg) -> None:
+    strict = replace(cfg, validation=replace(cfg.validation, training_min_rows=10**6))
+    pipeline.ingest_batch(
+        storage, strict, [_land(storage, "a.csv", "normal", 300, seed=1)], batch_id="b1"
+    )
+    pipeline.build_features_for_new_raw(storage, strict)
+    with pytest.raises(pipeline.TrainingSetRejected, match="champion keeps serving"):
+        pipeline.check_training_set(storage, strict, run_name="run-x")
+    assert storage.list_objects("reports/training/"), "the rejection has a report"

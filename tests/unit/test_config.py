@@ -1,0 +1,132 @@
+import copy
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from retrain.config import ConfigError, load_config, parse_config
+
+TOML = Path(__file__).parents[2] / "retrain.toml"
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return tomllib.loads(TOML.read_text())
+
+
+def parse(raw: dict, env: dict | None = None):
+    return parse_config(raw, env=env or {}, source="test.toml")
+
+
+def test_loads_the_real_config():
+    cfg = load_config(TOML, env={})
+    ds = cfg.dataset
+    assert ds.name == "telco_churn"
+    assert (ds.id_column, ds.time_column, ds.target) == ("customer_id", "event_time", "churned")
+    assert ds.column("contract").categories == ("month-to-month", "one-year", "two-year")
+    assert ds.column("contract").nullable is False
+    assert ds.column("total_charges").max_missing_fraction == 0.3
+    assert ds.numeric_features == (
+        "tenure_months",
+        "monthly_charges",
+        "total_charges",
+        "support_calls",
+        "data_usage_gb",
+    )
+    assert ds.categorical_features == ("contract", "payment_method", "region")
+    assert cfg.gate.metric == "auc"
+    assert cfg.training.seed == 42
+    assert cfg.source == str(TOML)
+
+
+def test_env_overrides_string_and_float():
+    env = {"RETRAIN__STORAGE__BUCKET": "other-bucket", "RETRAIN__GATE__PSI_THRESHOLD": "0.35"}
+    cfg = load_config(TOML, env=env)
+    assert cfg.storage.bucket == "other-bucket"
+    assert cfg.gate.psi_threshold == 0.35
+    assert isinstance(cfg.gate.psi_threshold, float)
+    assert load_config(TOML, env={}).storage.bucket == "retrain-demo"
+
+
+def test_env_override_int_is_coerced_and_bad_value_rejected():
+    assert load_config(TOML, env={"RETRAIN__TRAINING__SEED": "7"}).training.seed == 7
+    with pytest.raises(ConfigError, match="RETRAIN__TRAINING__SEED"):
+        load_config(TOML, env={"RETRAIN__TRAINING__SEED": "seven"})
+
+
+def test_float_key_accepts_int_in_toml(raw):
+    bad = copy.deepcopy(raw)
+    bad["gate"]["min_metric"] = 1
+    assert parse(bad).gate.min_metric == 1.0
+
+
+def test_unknown_key_is_rejected(raw):
+    bad = copy.deepcopy(raw)
+    bad["training"]["learning_rat"] = 0.1
+    with pytest.raises(ConfigError, match=r"\[training\] unknown key.*learning_rat"):
+        parse(bad)
+
+
+def test_unknown_section_is_rejected(raw):
+    bad = copy.deepcopy(raw)
+    bad["trainng"] = {}
+    with pytest.raises(ConfigError, match="unknown section"):
+        parse(bad)
+
+
+def test_unknown_column_key_is_rejected(raw):
+    bad = copy.deepcopy(raw)
+    bad["dataset"]["columns"]["region"]["maximum"] = 3
+    with pytest.raises(ConfigError, match=r"'region'.*unknown key"):
+        parse(bad)
+
+
+def test_wrong_value_type_is_rejected(raw):
+    bad = copy.deepcopy(raw)
+    bad["training"]["num_leaves"] = "many"
+    with pytest.raises(ConfigError, match="num_leaves must be int"):
+        parse(bad)
+
+
+def test_bad_dtype_is_rejected(raw):
+    bad = copy.deepcopy(raw)
+    bad["dataset"]["columns"]["tenure_months"]["dtype"] = "integer"
+    with pytest.raises(ConfigError, match="'tenure_months': dtype must be one of"):
+        parse(bad)
+
+
+def test_target_must_be_a_column(raw):
+    bad = copy.deepcopy(raw)
+    bad["dataset"]["target"] = "cancelled"
+    with pytest.raises(ConfigError, match="target 'cancelled' not in columns"):
+        parse(bad)
+
+
+def test_target_must_be_int(raw):
+    bad = copy.deepcopy(raw)
+    bad["dataset"]["columns"]["churned"]["dtype"] = "float"
+    with pytest.raises(ConfigError, match="must be an int column"):
+        parse(bad)
+
+
+def test_bad_prefix_is_rejected(raw):
+    bad = copy.deepcopy(raw)
+    bad["storage"]["raw_prefix"] = "raw"
+    with pytest.raises(ConfigError, match="raw_prefix 'raw' must end with '/'"):
+        parse(bad)
+    with pytest.raises(ConfigError, match="landing_prefix '/landing/'"):
+        parse(raw, env={"RETRAIN__STORAGE__LANDING_PREFIX": "/landing/"})
+
+
+def test_holdout_fraction_range(raw):
+    with pytest.raises(ConfigError, match="holdout_fraction"):
+        parse(raw, env={"RETRAIN__TRAINING__HOLDOUT_FRACTION": "1.0"})
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", env={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[dataset\nname = 1")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(broken, env={})

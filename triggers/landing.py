@@ -1,0 +1,168 @@
+"""Deferrable wait for files under the landing prefix, settled into one batch.
+
+The stock ``S3KeySensor`` imports the whole amazon provider at DAG parse time and fires as soon as
+one key matches. This trigger is lighter (aiobotocore is imported only inside ``run``, in the
+triggerer) and waits until the listing has stopped changing for ``settle_seconds``, so a burst of
+uploads becomes one batch. It has no memory of its own: the ingest DAG empties ``landing/`` by
+routing every file to ``raw/`` or ``quarantine/``, so whatever is still there is unprocessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+class LandingTrigger(BaseTrigger):
+    """Fires once with the settled listing of ``s3://bucket/prefix`` when it is not empty."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str,
+        aws_conn_id: str,
+        poll_interval: float = 5.0,
+        settle_seconds: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.bucket = bucket
+        self.prefix = prefix
+        self.aws_conn_id = aws_conn_id
+        self.poll_interval = poll_interval
+        self.settle_seconds = settle_seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "bucket": self.bucket,
+                "prefix": self.prefix,
+                "aws_conn_id": self.aws_conn_id,
+                "poll_interval": self.poll_interval,
+                "settle_seconds": self.settle_seconds,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from aiobotocore.session import get_session
+
+        client_kwargs = await client_kwargs_from_connection(self.aws_conn_id)
+        async with get_session().create_client("s3", **client_kwargs) as client:
+            previous: tuple[tuple[str, str, int], ...] = ()
+            stable_since = 0.0
+            while True:
+                listing = await list_landing(client, self.bucket, self.prefix)
+                now = time.monotonic()
+                if listing != previous:
+                    previous, stable_since = listing, now
+                if listing and now - stable_since >= self.settle_seconds:
+                    self.log.info(
+                        "%d file(s) settled under s3://%s/%s",
+                        len(listing),
+                        self.bucket,
+                        self.prefix,
+                    )
+                    yield TriggerEvent(
+                        {
+                            "status": "success",
+                            "files": [
+                                {"key": key, "etag": etag, "size": size}
+                                for key, etag, size in listing
+                            ],
+                        }
+                    )
+                    return
+                await asyncio.sleep(self.poll_interval)
+
+
+async def list_landing(client: Any, bucket: str, prefix: str) -> tuple[tuple[str, str, int], ...]:
+    """Sorted (key, etag, size) of every object under ``prefix``, folder markers left out."""
+    found: list[tuple[str, str, int]] = []
+    paginator = client.get_paginator("list_objects_v2")
+    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if not obj["Key"].endswith("/"):
+                found.append((obj["Key"], obj["ETag"].strip('"'), int(obj["Size"])))
+    return tuple(sorted(found))
+
+
+async def client_kwargs_from_connection(conn_id: str) -> dict[str, Any]:
+    """aiobotocore client arguments from an Airflow ``aws`` connection.
+
+    Reads the same fields as the amazon provider's hook for the common cases: key pair in
+    login/password (else the default credential chain: env, IAM role), ``region_name`` and
+    ``endpoint_url`` in the extras (top level or ``service_config.s3``).
+    """
+    from airflow.sdk import Connection
+
+    conn = await Connection.async_get(conn_id)
+    extra = await conn.aextra_dejson()  # the sync property deadlocks in the triggerer
+    s3_extra = extra.get("service_config", {}).get("s3", {})
+    kwargs: dict[str, Any] = {"region_name": extra.get("region_name") or None}
+    if endpoint := s3_extra.get("endpoint_url") or extra.get("endpoint_url"):
+        kwargs["endpoint_url"] = endpoint
+    key_id = conn.login or extra.get("aws_access_key_id")
+    secret = conn.password or extra.get("aws_secret_access_key")
+    if key_id and secret:
+        kwargs["aws_access_key_id"] = key_id
+        kwargs["aws_secret_access_key"] = secret
+    return kwargs
+
+
+class LandingSensor(BaseOperator):
+    """Defers to :class:`LandingTrigger`; returns the batch's files (key, etag, size) as XCom.
+
+    While waiting it holds no worker slot: the task sits in the triggerer. The wait ends with a
+    failure after ``wait_timeout`` so a silent source shows up as a failed run, not as nothing.
+    """
+
+    template_fields = ("bucket", "prefix")
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str,
+        aws_conn_id: str,
+        poll_interval: float = 5.0,
+        settle_seconds: float = 5.0,
+        wait_timeout: timedelta = timedelta(days=7),
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("execution_timeout", wait_timeout + timedelta(minutes=10))
+        super().__init__(**kwargs)
+        self.bucket = bucket
+        self.prefix = prefix
+        self.aws_conn_id = aws_conn_id
+        self.poll_interval = poll_interval
+        self.settle_seconds = settle_seconds
+        self.wait_timeout = wait_timeout
+
+    def execute(self, context: Any) -> None:
+        self.defer(
+            trigger=LandingTrigger(
+                bucket=self.bucket,
+                prefix=self.prefix,
+                aws_conn_id=self.aws_conn_id,
+                poll_interval=self.poll_interval,
+                settle_seconds=self.settle_seconds,
+            ),
+            method_name="execute_complete",
+            timeout=self.wait_timeout,
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
+        if event.get("status") != "success":
+            raise RuntimeError(f"waiting for s3://{self.bucket}/{self.prefix} failed: {event}")
+        self.log.info(
+            "Batch of %d file(s): %s", len(event["files"]), [f["key"] for f in event["files"]]
+        )
+        return event["files"]
