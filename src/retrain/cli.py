@@ -67,13 +67,18 @@ def upload(storage: S3Storage, cfg: Config, files: tuple[DemoFile, ...], seed: i
 
 
 def run_round(
-    stack: devstack.Stack, cfg: Config, files: tuple[DemoFile, ...], seed: int, say=print
+    stack: devstack.Stack,
+    cfg: Config,
+    storage: S3Storage,
+    files: tuple[DemoFile, ...],
+    seed: int,
+    say=print,
 ) -> dict:
     """Upload one round of files and follow the runs they set off, to the deploy decision."""
     from retrain import follow
     from retrain.registry import ModelRegistry
 
-    storage, api, clock = _storage(cfg), stack.api, follow.Clock()
+    api, clock = stack.api, follow.Clock()
     seen = {d: follow.run_ids(api, d, finished_only=d == "ingest") for d in devstack.DAG_IDS}
     keys = upload(storage, cfg, files, seed)
     say(f"{clock()} uploaded {len(keys)} file(s) to {storage.uri(cfg.storage.landing_prefix)}")
@@ -130,7 +135,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     seed = int(datetime.now(UTC).timestamp()) % 100_000
     for n, files in enumerate(ROUNDS[: args.rounds], start=1):
         print(f"--- round {n}: {', '.join(f'{f.name} ({f.scenario})' for f in files)}")
-        summary = run_round(stack, cfg, files, seed + 10 * n)
+        summary = run_round(stack, cfg, storage, files, seed + 10 * n)
         if summary.get("retrain", "success") != "success":
             print(f"round {n} failed; logs under {root / 'airflow' / 'logs'}", file=sys.stderr)
             return 1

@@ -8,6 +8,7 @@ Waits are bounded and generous (the machine is small); speed is measured in benc
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,8 +32,15 @@ FAST = {  # the triggerer polls landing/ every second and settles a batch after 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
     root = tmp_path_factory.mktemp("stack")
+    gx_root = root / "gx-root"  # checkpoint results go to a private copy, not the repo
+    shutil.copytree(
+        PROJECT_ROOT / "validation" / "gx",
+        gx_root / "gx",
+        ignore=shutil.ignore_patterns("uncommitted"),
+    )
+    overrides = {**FAST, "RETRAIN_GX_ROOT": str(gx_root)}
     try:
-        yield devstack.start(root, bucket="retrain-e2e", overrides=FAST, parallelism=4)
+        yield devstack.start(root, bucket="retrain-e2e", overrides=overrides, parallelism=4)
     finally:
         devstack.stop(root)
         assert devstack.load(root) is None
@@ -72,7 +80,7 @@ def test_a_dropped_batch_is_validated_featurized_trained_and_deployed(stack, cfg
         DemoFile("week.parquet", "normal", "parquet", 3000, 14),
     )
     with explain_failure(stack):
-        summary = run_round(stack, cfg, files, seed=7)
+        summary = run_round(stack, cfg, storage, files, seed=7)
     assert [f["valid"] for f in summary["files"]] == [True, True]
     assert all(f["dest_key"].startswith(cfg.storage.raw_prefix) for f in summary["files"])
     assert not storage.list_objects(cfg.storage.landing_prefix), "landing/ must be empty again"
@@ -93,7 +101,8 @@ def test_a_corrupt_file_is_quarantined_and_nothing_is_retrained(stack, cfg, stor
     assert champion_before is not None, "runs after the first test"
     runs_before = {d: {r.run_id for r in stack.api.dag_runs(d)} for d in ("features", "retrain")}
     with explain_failure(stack):
-        summary = run_round(stack, cfg, (DemoFile("bad.csv", "corrupt", "csv", 300, 1),), seed=8)
+        bad = (DemoFile("bad.csv", "corrupt", "csv", 300, 1),)
+        summary = run_round(stack, cfg, storage, bad, seed=8)
     (routed,) = summary["files"]
     assert routed["valid"] is False
     assert routed["dest_key"].startswith(cfg.storage.quarantine_prefix)

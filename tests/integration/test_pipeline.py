@@ -18,7 +18,7 @@ START = datetime(2026, 10, 1)
 
 
 @pytest.fixture
-def cfg(config: Config, storage: S3Storage) -> Config:
+def cfg(config: Config, storage: S3Storage, gx_root) -> Config:
     return replace(config, storage=replace(config.storage, bucket=storage.bucket))
 
 
