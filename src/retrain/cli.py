@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,6 +128,7 @@ def download_reports(storage: S3Storage, cfg: Config, dest: Path) -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    started = time.monotonic()
     root = Path(args.root)
     stack = devstack.start(root, parallelism=args.parallelism)
     os.environ.update(stack.env())
@@ -136,6 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for n, files in enumerate(ROUNDS[: args.rounds], start=1):
         print(f"--- round {n}: {', '.join(f'{f.name} ({f.scenario})' for f in files)}")
         summary = run_round(stack, cfg, storage, files, seed + 10 * n)
+        print(f"--- round {n} done {time.monotonic() - started:.0f}s after `retrain demo` started")
         if summary.get("retrain", "success") != "success":
             print(f"round {n} failed; logs under {root / 'airflow' / 'logs'}", file=sys.stderr)
             return 1

@@ -7,7 +7,6 @@ decision records) and the api-server (which DAG runs ran and how they ended).
 
 from __future__ import annotations
 
-import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,10 +73,6 @@ def wait_new_run(
         return done[-1] if done else None
 
     return wait_for(finished, timeout, interval=1.0, what=f"a new {dag_id} run to finish")
-
-
-def report_location(storage: S3Storage, cfg: Config) -> str:
-    return storage.uri(posixpath.join(cfg.storage.reports_prefix, "index.html"))
 
 
 class Clock:

@@ -159,13 +159,8 @@ def ingest_batch(
         for o in outcomes
     ]
     summary_key = reports.publish_validation_summary(storage, s.reports_prefix, batch_id, entries)
-    storage.put_json(_summary_json_key(summary_key), {"batch_id": batch_id, "entries": entries})
     publish_index(storage, cfg)
     return IngestResult(batch_id=batch_id, outcomes=tuple(outcomes), summary_key=summary_key)
-
-
-def _summary_json_key(summary_html_key: str) -> str:
-    return summary_html_key.removesuffix(".html") + ".json"
 
 
 def _already_routed(storage: S3Storage, key: str, raw_key: str, quarantine_key: str) -> FileOutcome:
@@ -441,18 +436,10 @@ def publish_index(storage: S3Storage, cfg: Config) -> str:
         for v in registry.list_versions()[-20:][::-1]
         if (d := registry.load_decision(v)) is not None
     ]
-    summaries_prefix = reports.validation_summary_key(cfg.storage.reports_prefix, "x")[
-        : -len("x.html")
-    ]
-    summaries = sorted(
-        (o for o in storage.list_objects(summaries_prefix) if o.key.endswith(".json")),
-        key=lambda o: o.last_modified,
-    )
-    validations = [storage.get_json(o.key) for o in summaries[-20:]][::-1]
     return reports.publish_index(
         storage,
         cfg.storage.reports_prefix,
         champion=asdict(champion) if champion else None,
         latest_decisions=decisions,
-        latest_validations=[e for batch in validations for e in batch.get("entries", [])],
+        latest_validations=reports.latest_validation_entries(storage, cfg.storage.reports_prefix),
     )

@@ -73,8 +73,12 @@ def index_key(reports_prefix: str) -> str:
     return f"{_norm_prefix(reports_prefix)}index.html"
 
 
+def validations_prefix(reports_prefix: str) -> str:
+    return f"{_norm_prefix(reports_prefix)}validations/"
+
+
 def validation_summary_key(reports_prefix: str, batch_id: str) -> str:
-    return f"{_norm_prefix(reports_prefix)}validations/{_check_name(batch_id, 'batch id')}.html"
+    return f"{validations_prefix(reports_prefix)}{_check_name(batch_id, 'batch id')}.html"
 
 
 # -- small HTML helpers -------------------------------------------------------------------------
@@ -421,5 +425,25 @@ def publish_drift(
 def publish_validation_summary(
     storage: S3Storage, reports_prefix: str, batch_id: str, entries: list[Mapping[str, Any]]
 ) -> str:
-    page = render_validation_summary(entries, root="../")
-    return _publish(storage, validation_summary_key(reports_prefix, batch_id), page)
+    """Write the batch's page and, beside it, its entries as JSON for the index to read back."""
+    key = validation_summary_key(reports_prefix, batch_id)
+    storage.put_json(
+        key.removesuffix(".html") + ".json", {"batch_id": batch_id, "entries": entries}
+    )
+    return _publish(storage, key, render_validation_summary(entries, root="../"))
+
+
+def latest_validation_entries(
+    storage: S3Storage, reports_prefix: str, batches: int = 20
+) -> list[dict[str, Any]]:
+    """The entries of the newest ``batches`` validation summaries, newest batch first."""
+    records = sorted(
+        (
+            o
+            for o in storage.list_objects(validations_prefix(reports_prefix))
+            if o.key.endswith(".json")
+        ),
+        key=lambda o: o.last_modified,
+        reverse=True,
+    )[:batches]
+    return [entry for o in records for entry in storage.get_json(o.key).get("entries", [])]

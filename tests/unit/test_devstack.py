@@ -1,0 +1,48 @@
+"""The local stack's configuration: loopback only, sized for 2 cores, event-driven, no examples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from retrain.devstack import AIRFLOW_COMPONENTS, airflow_env
+
+PORTS = {"s3": 1001, "api": 1002, "worker_log": 1003, "trigger_log": 1004}
+
+
+def _env(tmp_path: Path, **kwargs) -> dict[str, str]:
+    return airflow_env(
+        tmp_path, s3_endpoint="http://127.0.0.1:1001", bucket="b", ports=PORTS, **kwargs
+    )
+
+
+def test_services_bind_to_loopback_on_the_given_ports(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert env["AIRFLOW__API__PORT"] == "1002"
+    assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:1002"
+    assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == "1003"
+    assert env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] == "1004"
+    # the log servers bind every interface, so the components that would start them do not
+    assert "--skip-serve-logs" in AIRFLOW_COMPONENTS["scheduler"]
+    assert "--skip-serve-logs" in AIRFLOW_COMPONENTS["triggerer"]
+
+
+def test_airflow_is_local_small_and_starts_dags_unpaused(tmp_path: Path) -> None:
+    env = _env(tmp_path, parallelism=3)
+    assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__PARALLELISM"] == "3"
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "False"
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"].endswith("/dags")
+    assert env["PATH"].split(":")[0].endswith("/bin"), "the venv's airflow comes first on PATH"
+
+
+def test_the_connection_points_at_the_local_bucket(tmp_path: Path) -> None:
+    env = _env(tmp_path, overrides={"RETRAIN__ORCHESTRATION__POLL_INTERVAL": "1"})
+    conn = json.loads(env["AIRFLOW_CONN_RETRAIN_S3"])
+    assert conn["conn_type"] == "aws"
+    assert conn["extra"]["endpoint_url"] == "http://127.0.0.1:1001"
+    assert env["RETRAIN__STORAGE__BUCKET"] == "b"
+    assert env["RETRAIN__ORCHESTRATION__POLL_INTERVAL"] == "1"
