@@ -88,7 +88,10 @@ def run_round(
         verdict = "valid       ->" if r.valid else "QUARANTINED ->"
         say(f"{clock()} ingest: {r.landing_key} {verdict} {r.dest_key}")
     ingest_run = follow.wait_new_run(api, "ingest", seen["ingest"], STAGE_TIMEOUT)
-    say(f"{clock()} ingest run {ingest_run.run_id}: {ingest_run.state}")
+    batches = sorted(
+        {part for r in routed for part in r.dest_key.split("/") if part.startswith("batch=")}
+    )
+    say(f"{clock()} ingest run {ingest_run.run_id}: {ingest_run.state} ({', '.join(batches)})")
     summary = {
         "files": [r.__dict__ for r in routed],
         "ingest": ingest_run.state,
