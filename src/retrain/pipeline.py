@@ -107,15 +107,18 @@ def ingest_batch(
         if not storage.exists(key):
             outcomes.append(_already_routed(storage, key, raw_key, quarantine_key))
             continue
-        data = storage.get_bytes(key)
+        data, rows = storage.get_bytes(key), None
         try:
             df = read_table(data, rel, cfg.dataset)
+            rows = len(df)
+            result = validate_raw_file(df, cfg, run_name=f"{batch_id}-{rel}")
         except UnreadableFile as exc:
             result = unreadable_file_result(rel, exc, cfg)
-            rows = None
-        else:
-            result = validate_raw_file(df, cfg, run_name=f"{batch_id}-{rel}")
-            rows = len(df)
+        except Exception as exc:
+            # A file that crashes the gate would otherwise fail every retry and every later
+            # batch behind it: quarantine it with the error, keep the pipeline moving.
+            log.exception("validating %s crashed", key)
+            result = unreadable_file_result(rel, f"validation crashed: {exc!r}", cfg)
         if result.success:
             storage.move(key, raw_key)
             outcomes.append(FileOutcome(key, raw_key, True, "passed", rows=rows))

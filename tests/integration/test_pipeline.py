@@ -98,3 +98,21 @@ def test_a_training_set_failing_its_checkpoint_stops_training(storage: S3Storage
     with pytest.raises(pipeline.TrainingSetRejected, match="champion keeps serving"):
         pipeline.check_training_set(storage, strict, run_name="run-x")
     assert storage.list_objects("reports/training/"), "the rejection has a report"
+
+
+def test_a_file_that_crashes_the_gate_is_quarantined_not_retried_forever(
+    storage: S3Storage, cfg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import validation.gates
+
+    def crash(*args, **kwargs):  # fault injection: a GX bug hit by one odd file
+        raise RuntimeError("boom in the gate")
+
+    monkeypatch.setattr(validation.gates, "validate_raw_file", crash)
+    batch = pipeline.ingest_batch(
+        storage, cfg, [_land(storage, "odd.csv", "normal", 100, seed=1)], batch_id="b1"
+    )
+    (outcome,) = batch.quarantined
+    assert "validation crashed" in outcome.reason and "boom in the gate" in outcome.reason
+    assert storage.exists(outcome.report_key) and storage.exists(outcome.dest_key)
+    assert storage.list_objects("landing/") == []
