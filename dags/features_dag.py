@@ -6,19 +6,16 @@ incremental. Emits the features asset when something new was written.
 
 from __future__ import annotations
 
-from _shared.common import CONFIG, DEFAULT_ARGS, FEATURES, RAW, START_DATE, TAGS, storage
+from _shared.common import CONFIG, DAG_KWARGS, FEATURES, RAW, TAGS, storage
 from airflow.sdk import dag, get_current_context, task
 
 
 @dag(
     dag_id="features",
     schedule=[RAW],
-    max_active_runs=1,
-    start_date=START_DATE,
-    catchup=False,
-    default_args=DEFAULT_ARGS,
     tags=[*TAGS, "features"],
     doc_md=__doc__,
+    **DAG_KWARGS,
 )
 def features():
     @task(outlets=[FEATURES])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from _shared.common import CONFIG, DEFAULT_ARGS, RAW, START_DATE, TAGS, storage
+from _shared.common import CONFIG, DAG_KWARGS, RAW, TAGS, storage
 from airflow.sdk import dag, get_current_context, task
 
 from triggers.landing import LandingSensor
@@ -21,12 +21,9 @@ _WAIT = timedelta(hours=_O.wait_timeout_hours)
 @dag(
     dag_id="ingest",
     schedule="@continuous",
-    max_active_runs=1,
-    start_date=START_DATE,
-    catchup=False,
-    default_args=DEFAULT_ARGS,
     tags=[*TAGS, "ingest"],
     doc_md=__doc__,
+    **DAG_KWARGS,
 )
 def ingest():
     files = LandingSensor(

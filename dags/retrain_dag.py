@@ -8,19 +8,16 @@ of models/champion.json; the decision record is written either way.
 
 from __future__ import annotations
 
-from _shared.common import CONFIG, DEFAULT_ARGS, FEATURES, MODEL, START_DATE, TAGS, storage
+from _shared.common import CONFIG, DAG_KWARGS, FEATURES, MODEL, TAGS, storage
 from airflow.sdk import dag, get_current_context, task
 
 
 @dag(
     dag_id="retrain",
     schedule=[FEATURES],
-    max_active_runs=1,
-    start_date=START_DATE,
-    catchup=False,
-    default_args=DEFAULT_ARGS,
     tags=[*TAGS, "training"],
     doc_md=__doc__,
+    **DAG_KWARGS,
 )
 def retrain():
     @task

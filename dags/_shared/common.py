@@ -32,6 +32,14 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=20),
     "execution_timeout": timedelta(minutes=CONFIG.orchestration.task_timeout_minutes),
 }
+# What every DAG of the pipeline shares: one run at a time (runs of one DAG work on the same
+# prefixes), no backfill, the default task arguments above.
+DAG_KWARGS = {
+    "max_active_runs": 1,
+    "start_date": START_DATE,
+    "catchup": False,
+    "default_args": DEFAULT_ARGS,
+}
 
 
 def storage() -> S3Storage:
