@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from retrain import devstack
-from retrain.cli import DemoFile, run_round
 from retrain.config import Config, load_config
+from retrain.demo import DemoFile, run_round
 from retrain.registry import ModelRegistry
 from retrain.reports import index_key, report_keys
 from retrain.storage import S3Storage

@@ -1,0 +1,120 @@
+"""The demo's story: generated files dropped into landing/, followed through the runs they set
+off, to the deploy decision. ``make demo`` tells it; the end-to-end test checks the same story.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from retrain import devstack
+from retrain.config import Config
+from retrain.storage import S3Storage
+
+STAGE_TIMEOUT = 900.0  # seconds per stage; generous, the machine is small
+
+
+@dataclass(frozen=True)
+class DemoFile:
+    name: str
+    scenario: str
+    fmt: str
+    rows: int
+    days_ago: float
+
+
+ROUNDS: tuple[tuple[DemoFile, ...], ...] = (
+    (  # a normal week in two formats, plus one broken export
+        DemoFile("customers-week1.csv", "normal", "csv", 4000, 14),
+        DemoFile("customers-week1b.parquet", "normal", "parquet", 4000, 14),
+        DemoFile("customers-broken-export.csv", "corrupt", "csv", 500, 14),
+    ),
+    (  # the next week, after a price change: drifted
+        DemoFile("customers-week2.csv", "drifted", "csv", 4000, 7),
+    ),
+)
+
+
+def upload(storage: S3Storage, cfg: Config, files: tuple[DemoFile, ...], seed: int) -> list[str]:
+    """Generate demo batches and drop them into landing/, as a user would."""
+    from retrain.datagen import generate, write_batch
+
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    keys = []
+    for i, f in enumerate(files):
+        df = generate(
+            f.rows,
+            seed=seed + i,
+            scenario=f.scenario,
+            start=now - timedelta(days=f.days_ago),
+            days=7.0,
+        )
+        stem, ext = f.name.rsplit(".", 1)
+        key = f"{cfg.storage.landing_prefix}{stem}-{seed}.{ext}"
+        storage.put_bytes(key, write_batch(df, f.fmt))
+        keys.append(key)
+    return keys
+
+
+def run_round(
+    stack: devstack.Stack,
+    cfg: Config,
+    storage: S3Storage,
+    files: tuple[DemoFile, ...],
+    seed: int,
+    say=print,
+) -> dict:
+    """Upload one round of files and follow the runs they set off, to the deploy decision."""
+    from retrain import follow
+    from retrain.registry import ModelRegistry
+
+    api, clock = stack.api, follow.Clock()
+    seen = {d: follow.run_ids(api, d, finished_only=d == "ingest") for d in devstack.DAG_IDS}
+    keys = upload(storage, cfg, files, seed)
+    say(f"{clock()} uploaded {len(keys)} file(s) to {storage.uri(cfg.storage.landing_prefix)}")
+    routed = follow.wait_routed(storage, cfg, keys, STAGE_TIMEOUT)
+    for r in routed:
+        verdict = "valid       ->" if r.valid else "QUARANTINED ->"
+        say(f"{clock()} ingest: {r.landing_key} {verdict} {r.dest_key}")
+    ingest_run = follow.wait_new_run(api, "ingest", seen["ingest"], STAGE_TIMEOUT)
+    batches = sorted(
+        {part for r in routed for part in r.dest_key.split("/") if part.startswith("batch=")}
+    )
+    say(f"{clock()} ingest run {ingest_run.run_id}: {ingest_run.state} ({', '.join(batches)})")
+    summary = {
+        "files": [r.__dict__ for r in routed],
+        "ingest": ingest_run.state,
+        "ingest_run": ingest_run.run_id,
+    }
+    if not any(r.valid for r in routed):
+        say(f"{clock()} no valid file: no feature build, no retrain (as intended)")
+        return summary
+    progress = lambda line: say(f"{clock()} {line}")  # noqa: E731
+    for dag_id in ("features", "retrain"):
+        run = follow.wait_new_run(api, dag_id, seen[dag_id], STAGE_TIMEOUT, on_task=progress)
+        say(f"{clock()} {dag_id} run {run.run_id}: {run.state}")
+        summary[dag_id] = run.state
+        if run.state != "success":
+            say(api.failed_task_logs([dag_id], limit_runs=1))
+            return summary
+    registry = ModelRegistry(storage, cfg.storage.models_prefix)
+    version = registry.list_versions()[-1]
+    decision = registry.load_decision(version) or {}
+    champion = registry.champion()
+    summary |= {
+        "version": version,
+        "decision": decision,
+        "champion": champion.version if champion else None,
+    }
+    verdict = "DEPLOYED" if champion and champion.version == version else "HELD"
+    say(f"{clock()} model {version}: {verdict} -- {decision.get('reason', '?')}")
+    return summary
+
+
+def download_reports(storage: S3Storage, cfg: Config, dest: Path) -> Path:
+    for obj in storage.list_objects(cfg.storage.reports_prefix):
+        target = dest / obj.key[len(cfg.storage.reports_prefix) :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(storage.get_bytes(obj.key))
+    return dest / "index.html"
