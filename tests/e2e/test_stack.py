@@ -108,8 +108,11 @@ def test_a_corrupt_file_is_quarantined_and_nothing_is_retrained(stack, cfg, stor
     assert routed["dest_key"].startswith(cfg.storage.quarantine_prefix)
     report = storage.get_json(routed["dest_key"] + ".report.json")
     assert report["failed_expectations"] and report["reason"]
-    tasks = {t.task_id: t.state for t in stack.api.task_instances("ingest", summary["ingest_run"])}
-    assert tasks["publish_raw"] == "skipped", "no raw asset event for a batch without valid files"
+    tasks = {t.task_id: t for t in stack.api.task_instances("ingest", summary["ingest_run"])}
+    assert tasks["publish_raw"].state == "skipped", "no raw asset event without valid files"
+    # the task log (what a red CI prints) says what happened and where to look
+    log = stack.api.task_log(tasks["validate_and_route"])
+    assert "QUARANTINED" in log and routed["dest_key"] + ".report.json" in log
     for dag_id, before in runs_before.items():
         assert {r.run_id for r in stack.api.dag_runs(dag_id)} == before, f"{dag_id} ran"
     assert registry.champion() == champion_before
