@@ -37,7 +37,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         summary = run_round(stack, cfg, storage, files, seed + 10 * n)
         print(f"--- round {n} done {time.monotonic() - started:.0f}s after `retrain demo` started")
         if summary.get("retrain", "success") != "success":
-            print(f"round {n} failed; logs under {root / 'airflow' / 'logs'}", file=sys.stderr)
+            print(f"round {n} failed; logs under {stack.airflow_home / 'logs'}", file=sys.stderr)
             return 1
     index = download_reports(storage, cfg, root / "reports")
     champion = _champion_line(storage, cfg)

@@ -197,9 +197,8 @@ def _build_section(cls: type, name: str, values: Mapping[str, Any], env, source:
 
 
 def _coerce(text: str, type_name: str, where: str) -> Any:
+    """An environment variable's text as the field's type (every field is str, int or float)."""
     try:
-        if type_name == "bool":
-            return text.strip().lower() in ("1", "true", "yes", "on")
         if type_name == "int":
             return int(text)
         if type_name == "float":
@@ -209,14 +208,14 @@ def _coerce(text: str, type_name: str, where: str) -> Any:
     return text
 
 
+_SCALAR_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float)}
+
+
 def _check_type(value: Any, type_name: str, where: str, source: str) -> Any:
-    expected = {"int": int, "float": (int, float), "str": str, "bool": bool}.get(type_name)
-    if expected is None or (
-        isinstance(value, expected)
-        and not (type_name in ("int", "float") and isinstance(value, bool))
-    ):
-        return float(value) if type_name == "float" else value
-    raise ConfigError(f"{source}: {where} must be {type_name}, got {value!r}")
+    # bool is an int subclass in Python, but `true` is never a valid count or threshold
+    if isinstance(value, bool) or not isinstance(value, _SCALAR_TYPES[type_name]):
+        raise ConfigError(f"{source}: {where} must be {type_name}, got {value!r}")
+    return float(value) if type_name == "float" else value
 
 
 def _build_dataset(raw: Mapping[str, Any], source: str) -> DatasetConfig:

@@ -90,7 +90,10 @@ def run_round(
     if not any(r.valid for r in routed):
         say(f"{clock()} no valid file: no feature build, no retrain (as intended)")
         return summary
-    progress = lambda line: say(f"{clock()} {line}")  # noqa: E731
+
+    def progress(line: str) -> None:
+        say(f"{clock()} {line}")
+
     for dag_id in ("features", "retrain"):
         run = follow.wait_new_run(api, dag_id, seen[dag_id], STAGE_TIMEOUT, on_task=progress)
         say(f"{clock()} {dag_id} run {run.run_id}: {run.state}")

@@ -124,21 +124,20 @@ def ingest_batch(
             outcomes.append(FileOutcome(key, raw_key, True, "passed", rows=rows))
             log.info("valid: %s -> %s (%s rows)", key, raw_key, rows)
             continue
-        report_key = f"{quarantine_key}.report.json"
+        report_key, reason = f"{quarantine_key}.report.json", result.summary()
         storage.put_json(
             report_key,
             {
                 "file": key,
                 "quarantined_as": quarantine_key,
                 "batch_id": batch_id,
-                "reason": result.summary(),
+                "reason": reason,
                 "failed_expectations": [asdict(f) for f in result.failed],
                 "statistics": result.statistics,
                 "validation_result": result.result,
             },
         )
         storage.move(key, quarantine_key)
-        reason = result.summary()
         outcomes.append(FileOutcome(key, quarantine_key, False, reason, report_key, rows))
         log.warning(
             "QUARANTINED %s -> %s: %s (report: %s)",
