@@ -1,8 +1,8 @@
 """What the GX raw-file gate costs per landed file, against parsing the file (which any ingest
 does anyway), side by side in one process on the same generated batches.
 
-Uses a private copy of the GX context, so nothing is written into the repo. Prints a table and
-saves benchmarks/results/raw_gate.json.
+The GX context is built in memory (as in a task), so nothing is written into the repo. Prints a
+table and saves benchmarks/results/raw_gate.json.
 
     .venv/bin/python benchmarks/raw_gate.py [--rows 10000 100000] [--repeat 3]
 """
@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -36,39 +33,30 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copytree(
-            ROOT / "validation" / "gx",
-            Path(tmp) / "gx",
-            ignore=shutil.ignore_patterns("uncommitted"),
+    from retrain.config import load_config
+    from retrain.datagen import generate, write_batch
+    from retrain.tables import read_table
+    from validation.gates import validate_raw_file
+
+    cfg = load_config(ROOT / "retrain.toml", env={})
+    start = time.perf_counter()
+    import great_expectations  # noqa: F401
+
+    import_s = time.perf_counter() - start
+    warm = generate(100, seed=0, start=datetime(2026, 1, 1))
+    validate_raw_file(warm, cfg, run_name="warm-up")  # first run builds the context
+    rows = []
+    print(f"import great_expectations: {import_s:.2f} s")
+    print(f"{'rows':>8} {'parse csv s':>12} {'GX gate s':>10} {'gate / parse':>13}")
+    for n in args.rows:
+        data = write_batch(generate(n, seed=1, start=datetime(2026, 1, 1)), "csv")
+        parse_s, df = timed(lambda d=data: read_table(d, "bench.csv", cfg.dataset), args.repeat)
+        gate_s, result = timed(
+            lambda df=df: validate_raw_file(df, cfg, run_name="bench"), args.repeat
         )
-        os.environ["RETRAIN_GX_ROOT"] = tmp
-        from retrain.config import load_config
-        from retrain.datagen import generate, write_batch
-        from retrain.tables import read_table
-        from validation.gates import validate_raw_file
-
-        cfg = load_config(ROOT / "retrain.toml", env={})
-        start = time.perf_counter()
-        import great_expectations  # noqa: F401
-
-        import_s = time.perf_counter() - start
-        warm = generate(100, seed=0, start=datetime(2026, 1, 1))
-        validate_raw_file(warm, cfg, run_name="warm-up")  # first run builds the context
-        rows = []
-        print(f"import great_expectations: {import_s:.2f} s")
-        print(f"{'rows':>8} {'parse csv s':>12} {'GX gate s':>10} {'gate / parse':>13}")
-        for n in args.rows:
-            data = write_batch(generate(n, seed=1, start=datetime(2026, 1, 1)), "csv")
-            parse_s, df = timed(lambda d=data: read_table(d, "bench.csv", cfg.dataset), args.repeat)
-            gate_s, result = timed(
-                lambda df=df: validate_raw_file(df, cfg, run_name="bench"), args.repeat
-            )
-            assert result.success, result.summary()
-            rows.append(
-                {"rows": n, "parse_s": parse_s, "gate_s": gate_s, "ratio": gate_s / parse_s}
-            )
-            print(f"{n:8d} {parse_s:12.3f} {gate_s:10.3f} {gate_s / parse_s:13.1f}")
+        assert result.success, result.summary()
+        rows.append({"rows": n, "parse_s": parse_s, "gate_s": gate_s, "ratio": gate_s / parse_s})
+        print(f"{n:8d} {parse_s:12.3f} {gate_s:10.3f} {gate_s / parse_s:13.1f}")
     out = ROOT / "benchmarks" / "results" / "raw_gate.json"
     out.write_text(
         json.dumps({"import_gx_s": import_s, "repeat": args.repeat, "results": rows}, indent=2)

@@ -22,7 +22,7 @@ def features():
     def build_features() -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from retrain.pipeline import build_features_for_new_raw
+        from retrain.steps.features import build_features_for_new_raw
 
         result = build_features_for_new_raw(storage(), CONFIG)
         if not result.written:

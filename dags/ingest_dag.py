@@ -1,8 +1,10 @@
 """Ingest: wait in the triggerer for files in landing/, gate each with GX, route it.
 
-Valid files move to raw/, invalid ones to quarantine/ with their validation report. The raw asset
-is emitted only when at least one valid file arrived, so a bad file never triggers training.
-Runs continuously, one run at a time: each run is one settled batch.
+The batch is validated by a few parallel mapped tasks (reading, hashing, the raw GX checkpoint;
+nothing moves there), then one task routes every file exactly once: valid files to raw/, invalid,
+duplicate or unsafe ones to quarantine/ with a report. The raw asset is emitted only when at least
+one valid file arrived, so a bad file never triggers training. Runs continuously, one run at a
+time: each run is one settled batch.
 """
 
 from __future__ import annotations
@@ -34,15 +36,31 @@ def ingest():
         poll_interval=_O.poll_interval,
         settle_seconds=_O.settle_seconds,
         wait_timeout=_WAIT,
+        ignore_patterns=list(CONFIG.ingest.ignore_patterns),
         execution_timeout=_WAIT + timedelta(minutes=10),
     )
 
     @task
-    def validate_and_route(files: list[dict]) -> dict:
-        from retrain.pipeline import batch_id_for, ingest_batch
+    def plan_batch(files: list[dict]) -> list[list[dict]]:
+        from retrain.steps.ingest import plan_chunks
 
-        run_id = get_current_context()["run_id"]
-        return ingest_batch(storage(), CONFIG, files, batch_id=batch_id_for(run_id)).as_dict()
+        return plan_chunks(files, CONFIG.ingest.validate_tasks)
+
+    @task
+    def validate(chunk: list[dict]) -> list[dict]:
+        from retrain.steps.ingest import batch_id_for, validate_files
+
+        batch_id = batch_id_for(get_current_context()["run_id"])
+        verdicts = validate_files(storage(), CONFIG, chunk, batch_id=batch_id)
+        return [v.as_dict() for v in verdicts]
+
+    @task
+    def route(verdicts: list[list[dict]]) -> dict:
+        from retrain.steps.ingest import batch_id_for, route_batch
+
+        batch_id = batch_id_for(get_current_context()["run_id"])
+        flat = [v for chunk in verdicts for v in chunk]
+        return route_batch(storage(), CONFIG, flat, batch_id=batch_id).as_dict()
 
     @task(outlets=[RAW])
     def publish_raw(batch: dict) -> None:
@@ -58,7 +76,7 @@ def ingest():
             "raw_keys": batch["raw_keys"],
         }
 
-    publish_raw(validate_and_route(files.output))
+    publish_raw(route(validate.expand(chunk=plan_batch(files.output))))
 
 
 ingest()

@@ -1,6 +1,7 @@
 """Retrain: scheduled on the features asset. Gate, train, evaluate, decide, deploy.
 
-The training set passes a GX checkpoint first (a failure stops here, the champion keeps serving).
+The training set passes a GX checkpoint first (a failure stops here at once, without retries: the
+same files would fail the same way; the champion keeps serving, the report names the files).
 The challenger and the champion are scored on the same time-based holdout; with the drift check
 against the champion's reference profile, a gate decides. Deploying is an atomic compare-and-swap
 of models/champion.json; the decision record is written either way.
@@ -22,20 +23,25 @@ from airflow.sdk import dag, get_current_context, task
 def retrain():
     @task
     def check_training_set() -> dict:
-        from retrain.pipeline import check_training_set
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from retrain.steps.retrain import TrainingSetRejected, check_training_set
 
         run_id = get_current_context()["run_id"]
-        return check_training_set(storage(), CONFIG, run_name=run_id).as_dict()
+        try:
+            return check_training_set(storage(), CONFIG, run_name=run_id).as_dict()
+        except TrainingSetRejected as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     @task
     def train_challenger(training_set: dict) -> dict:
-        from retrain.pipeline import train_challenger
+        from retrain.steps.retrain import train_challenger
 
         return train_challenger(storage(), CONFIG, training_set["feature_keys"]).as_dict()
 
     @task
     def evaluate_and_decide(training_set: dict, challenger: dict) -> dict:
-        from retrain.pipeline import evaluate_and_decide
+        from retrain.steps.retrain import evaluate_and_decide
 
         return evaluate_and_decide(
             storage(), CONFIG, training_set["feature_keys"], challenger["version"]
@@ -45,7 +51,7 @@ def retrain():
     def deploy(decision: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from retrain.pipeline import deploy
+        from retrain.steps.retrain import deploy
 
         result = deploy(storage(), CONFIG, decision)
         if not result.deployed:

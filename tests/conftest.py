@@ -4,7 +4,6 @@ session with a fresh bucket per test."""
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,17 +59,3 @@ def storage(storage_factory: Callable[[], S3Storage]) -> S3Storage:
 def config() -> Config:
     """The shipped retrain.toml, without environment overrides."""
     return load_config(PROJECT_ROOT / "retrain.toml", env={})
-
-
-@pytest.fixture
-def gx_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of the GX context (``$RETRAIN_GX_ROOT``): checkpoint runs write results,
-    and a test config that differs from retrain.toml rewrites suites; neither may touch the repo."""
-    root = tmp_path / "gx-root"
-    shutil.copytree(
-        PROJECT_ROOT / "validation" / "gx",
-        root / "gx",
-        ignore=shutil.ignore_patterns("uncommitted"),
-    )
-    monkeypatch.setenv("RETRAIN_GX_ROOT", str(root))
-    return root

@@ -5,18 +5,27 @@ one key matches. This trigger is lighter (aiobotocore is imported only inside ``
 triggerer) and waits until the listing has stopped changing for ``settle_seconds``, so a burst of
 uploads becomes one batch. It has no memory of its own: the ingest DAG empties ``landing/`` by
 routing every file to ``raw/`` or ``quarantine/``, so whatever is still there is unprocessed.
+Keys whose fate is "ignore" (:mod:`retrain.keys`: folder markers, hidden and temporary upload
+names) stay in ``landing/`` and are left out of the listing, so they never start a batch; unsafe,
+too-long and empty keys are kept, for the ingest DAG to quarantine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from retrain.keys import classify_landing_key
+from retrain.layout import format_last_modified
+
+# (key, etag, size, last_modified as ISO 8601 UTC) of one landed object
+Listed = tuple[str, str, int, str]
 
 
 class LandingTrigger(BaseTrigger):
@@ -30,6 +39,7 @@ class LandingTrigger(BaseTrigger):
         aws_conn_id: str,
         poll_interval: float = 5.0,
         settle_seconds: float = 5.0,
+        ignore_patterns: list[str] | tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.bucket = bucket
@@ -37,6 +47,7 @@ class LandingTrigger(BaseTrigger):
         self.aws_conn_id = aws_conn_id
         self.poll_interval = poll_interval
         self.settle_seconds = settle_seconds
+        self.ignore_patterns = tuple(ignore_patterns)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -47,6 +58,7 @@ class LandingTrigger(BaseTrigger):
                 "aws_conn_id": self.aws_conn_id,
                 "poll_interval": self.poll_interval,
                 "settle_seconds": self.settle_seconds,
+                "ignore_patterns": list(self.ignore_patterns),
             },
         )
 
@@ -55,10 +67,10 @@ class LandingTrigger(BaseTrigger):
 
         client_kwargs = await client_kwargs_from_connection(self.aws_conn_id)
         async with get_session().create_client("s3", **client_kwargs) as client:
-            previous: tuple[tuple[str, str, int], ...] = ()
+            previous: tuple[Listed, ...] = ()
             stable_since = 0.0
             while True:
-                listing = await list_landing(client, self.bucket, self.prefix)
+                listing = await list_landing(client, self.bucket, self.prefix, self.ignore_patterns)
                 now = time.monotonic()
                 if listing != previous:
                     previous, stable_since = listing, now
@@ -73,8 +85,8 @@ class LandingTrigger(BaseTrigger):
                         {
                             "status": "success",
                             "files": [
-                                {"key": key, "etag": etag, "size": size}
-                                for key, etag, size in listing
+                                {"key": key, "etag": etag, "size": size, "last_modified": when}
+                                for key, etag, size, when in listing
                             ],
                         }
                     )
@@ -82,14 +94,21 @@ class LandingTrigger(BaseTrigger):
                 await asyncio.sleep(self.poll_interval)
 
 
-async def list_landing(client: Any, bucket: str, prefix: str) -> tuple[tuple[str, str, int], ...]:
-    """Sorted (key, etag, size) of every object under ``prefix``, folder markers left out."""
-    found: list[tuple[str, str, int]] = []
+async def list_landing(
+    client: Any, bucket: str, prefix: str, ignore_patterns: Sequence[str] = ()
+) -> tuple[Listed, ...]:
+    """Sorted (key, etag, size, last_modified) of every object under ``prefix`` whose fate is
+    not "ignore" (see :mod:`retrain.keys`); keys to quarantine are kept for the ingest DAG."""
+    found: list[Listed] = []
     paginator = client.get_paginator("list_objects_v2")
     async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
-            if not obj["Key"].endswith("/"):
-                found.append((obj["Key"], obj["ETag"].strip('"'), int(obj["Size"])))
+            key, size = obj["Key"], int(obj["Size"])
+            if classify_landing_key(key, prefix, ignore_patterns, size).action == "ignore":
+                continue
+            found.append(
+                (key, obj["ETag"].strip('"'), size, format_last_modified(obj["LastModified"]))
+            )
     return tuple(sorted(found))
 
 
@@ -117,7 +136,8 @@ async def client_kwargs_from_connection(conn_id: str) -> dict[str, Any]:
 
 
 class LandingSensor(BaseOperator):
-    """Defers to :class:`LandingTrigger`; returns the batch's files (key, etag, size) as XCom.
+    """Defers to :class:`LandingTrigger`; returns the batch's files as XCom (key, etag, size,
+    last_modified each).
 
     While waiting it holds no worker slot: the task sits in the triggerer. The wait ends with a
     failure after ``wait_timeout`` so a silent source shows up as a failed run, not as nothing.
@@ -134,6 +154,7 @@ class LandingSensor(BaseOperator):
         aws_conn_id: str,
         poll_interval: float = 5.0,
         settle_seconds: float = 5.0,
+        ignore_patterns: list[str] | tuple[str, ...] = (),
         wait_timeout: timedelta = timedelta(days=7),
         **kwargs: Any,
     ) -> None:
@@ -144,6 +165,7 @@ class LandingSensor(BaseOperator):
         self.aws_conn_id = aws_conn_id
         self.poll_interval = poll_interval
         self.settle_seconds = settle_seconds
+        self.ignore_patterns = list(ignore_patterns)
         self.wait_timeout = wait_timeout
 
     def execute(self, context: Any) -> None:
@@ -154,6 +176,7 @@ class LandingSensor(BaseOperator):
                 aws_conn_id=self.aws_conn_id,
                 poll_interval=self.poll_interval,
                 settle_seconds=self.settle_seconds,
+                ignore_patterns=self.ignore_patterns,
             ),
             method_name="execute_complete",
             timeout=self.wait_timeout,

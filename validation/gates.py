@@ -1,29 +1,21 @@
 """Run the two GX checkpoints and turn their results into something a DAG can act on and log.
 
 :class:`GateResult` is plain, frozen and JSON-able (Airflow XCom, quarantine reports) and its
-:meth:`GateResult.summary` says in one paragraph why a file or training set was rejected.
+:meth:`GateResult.summary` says in one paragraph why a file or training set was rejected. GX keeps
+nothing: the result lives in the returned object only (see :mod:`validation.context`).
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from retrain.config import Config, DatasetConfig
 from retrain.tables import as_text, parse_timestamps
-from validation.context import (
-    RAW_CHECKPOINT,
-    TRAINING_CHECKPOINT,
-    context_root,
-    data_docs_dir,
-    get_context,
-)
-from validation.suites import raw_suite_name, training_suite_name
+from validation.context import RAW_CHECKPOINT, TRAINING_CHECKPOINT, get_context
+from validation.suites import raw_suite_name
 
 _EXAMPLES = 3  # example values quoted per failure in a summary
 
@@ -51,6 +43,14 @@ class FailedExpectation:
         match self.expectation_type:
             case "file_readable":
                 return f"file could not be read: {self.details.get('error')}"
+            case "expect_table_columns_to_match_set":
+                mismatched = _mismatched(result)
+                if extra := mismatched.get("unexpected"):
+                    return (
+                        f"unexpected column(s) {extra} (not in the config; "
+                        'set [validation] extra_columns = "ignore" to drop them)'
+                    )
+                return f"column(s) {mismatched.get('missing', [])} missing"
             case "expect_column_to_exist":
                 return f"column {col} missing"
             case "expect_table_row_count_to_be_between":
@@ -85,6 +85,8 @@ class FailedExpectation:
 
 # Summary order within a column, and the noun used when a check could not run.
 _CHECKS = {
+    "expect_table_row_count_to_be_between": "row count",
+    "expect_table_columns_to_match_set": "column set",
     "expect_column_to_exist": "presence",
     "expect_column_values_to_not_be_null": "missing values",
     "expect_column_values_to_match_regex": "numeric check",
@@ -125,6 +127,8 @@ class GateResult:
                 continue
             if failure.column in not_numeric and failure.details.get("exception"):
                 continue
+            if _only_missing_columns(failure):
+                continue
             reasons.append(failure.describe())
         if self.evaluated == 0:
             return "; ".join(reasons)
@@ -146,18 +150,22 @@ class GateResult:
         }
 
 
-def validate_raw_file(
-    df: pd.DataFrame, cfg: Config, *, run_name: str, root: str | Path | None = None
-) -> GateResult:
-    """Validate one landed file as returned by :func:`retrain.tables.read_table`."""
-    return _run(RAW_CHECKPOINT, raw_view(df, cfg.dataset), cfg, run_name, root)
+def validate_raw_file(df: pd.DataFrame, cfg: Config, *, run_name: str) -> GateResult:
+    """Validate one landed file as returned by :func:`retrain.tables.read_table`.
+
+    With ``[validation] extra_columns = "ignore"`` columns the config does not name are dropped
+    first: they can neither fail the file nor reach training.
+    """
+    view = raw_view(df, cfg.dataset)
+    if cfg.validation.extra_columns == "ignore":
+        configured = set(cfg.dataset.column_names)
+        view = view[[c for c in view.columns if c in configured]]
+    return _run(RAW_CHECKPOINT, view, cfg, run_name)
 
 
-def validate_training_set(
-    df: pd.DataFrame, cfg: Config, *, run_name: str, root: str | Path | None = None
-) -> GateResult:
+def validate_training_set(df: pd.DataFrame, cfg: Config, *, run_name: str) -> GateResult:
     """Validate the typed training table (the output of :func:`retrain.tables.coerce_types`)."""
-    return _run(TRAINING_CHECKPOINT, df, cfg, run_name, root)
+    return _run(TRAINING_CHECKPOINT, df, cfg, run_name)
 
 
 def unreadable_file_result(name: str, error: BaseException | str, cfg: Config) -> GateResult:
@@ -172,29 +180,6 @@ def unreadable_file_result(name: str, error: BaseException | str, cfg: Config) -
         statistics={"evaluated_expectations": 0, "unsuccessful_expectations": 0},
         result={"success": False, "file": name, "error": message},
     )
-
-
-def build_data_docs(cfg: Config, root: str | Path | None = None, *, full: bool = False) -> Path:
-    """Bring the local Data Docs site up to date and return its folder (``index.html`` inside).
-
-    GX 1.x has no S3 site backend: the caller uploads this folder. Each checkpoint run already
-    renders its own result, so by default only the suite pages and the index are rebuilt; a full
-    rebuild (``full=True``, or no site yet) re-renders every stored result and grows with them.
-    """
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-    )
-
-    context = _context(cfg, context_root(root))
-    site = data_docs_dir(root)
-    if full or not (site / "index.html").exists():
-        context.build_data_docs()
-    else:
-        suites = (raw_suite_name(cfg), training_suite_name(cfg))
-        context.build_data_docs(
-            resource_identifiers=[ExpectationSuiteIdentifier(name=name) for name in suites]
-        )
-    return site
 
 
 def raw_view(df: pd.DataFrame, ds: DatasetConfig) -> pd.DataFrame:
@@ -232,22 +217,16 @@ def _numeric_view(values: pd.Series) -> pd.Series:
     return values.astype(object)
 
 
-@functools.lru_cache(maxsize=8)
-def _context(cfg: Config, root: Path) -> Any:
-    # Opened and synced once per process (worker); checkpoint runs only add uncommitted files.
-    return get_context(cfg, root)
-
-
-def _run(checkpoint: str, df: pd.DataFrame, cfg: Config, run_name: str, root) -> GateResult:
+def _run(checkpoint: str, df: pd.DataFrame, cfg: Config, run_name: str) -> GateResult:
+    context = get_context(cfg)  # first: it quiets GX's loggers before importing GX
     from great_expectations.core.run_identifier import RunIdentifier
 
-    context = _context(cfg, context_root(root))
-    # GX turns the run name into a folder of its result store; a "/" (from an S3 key) would add
-    # a level and break how GX lists results for the Data Docs index.
-    safe_name = re.sub(r"[^\w.=-]+", "_", run_name)
     result = context.checkpoints.get(checkpoint).run(
-        batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=safe_name)
+        batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name)
     )
+    for key in result.run_results:
+        # The in-memory store would keep every result for the life of the process.
+        context.validation_results_store.remove_key(key)
     (validation,) = result.run_results.values()
     return _gate_result(validation.to_json_dict(), cfg.dataset.column_names)
 
@@ -289,6 +268,21 @@ def _gate_result(validation: dict[str, Any], columns: tuple[str, ...]) -> GateRe
         statistics=statistics,
         result=validation,
     )
+
+
+def _mismatched(result: dict[str, Any]) -> dict[str, list[str]]:
+    """ExpectTableColumnsToMatchSet's ``{"unexpected": [...], "missing": [...]}``."""
+    return (result.get("details") or {}).get("mismatched") or {}
+
+
+def _only_missing_columns(failure: FailedExpectation) -> bool:
+    """A column set failure without extra columns: GX cannot flag extras alone (exact_match
+    fails on missing columns too), and each missing column has its own ExpectColumnToExist."""
+    if failure.expectation_type != "expect_table_columns_to_match_set":
+        return False
+    if failure.details.get("exception"):
+        return False
+    return not _mismatched(failure.details.get("result") or {}).get("unexpected")
 
 
 def _short(message: str | None) -> str | None:

@@ -3,11 +3,16 @@
 ``<dataset>.raw`` checks one landed file as :func:`validation.gates.validate_raw_file` presents it
 (values as the user wrote them, timestamps pre-parsed), ``<dataset>.training`` checks the typed
 feature table right before training. Nothing here is dataset-specific.
+
+Both suites start from :func:`shared_column_rules`: every rule the training gate applies to a
+column is also applied to each file at ingest, so a file that would make every later training set
+fail (repeated ids, a missing label) is quarantined on arrival instead of stalling the pipeline.
+The suites differ only by :func:`file_rules` (what one file as sent must look like) and
+:func:`set_level_rules` (what only the concatenated training table can show).
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from retrain.config import Column, Config
@@ -21,7 +26,7 @@ NUMERIC_REGEX = r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$"
 # The raw view replaces parseable timestamps by pd.Timestamp objects and keeps the rest as sent.
 TIMESTAMP_TYPES = ["Timestamp"]
 TARGET_VALUES = [0, 1]
-SUITE_NOTES = "Generated from retrain.toml by validation.suites; edit the config, not this file."
+SUITE_NOTES = "Built in memory from the config by validation.suites."
 
 
 def raw_suite_name(cfg: Config) -> str:
@@ -33,64 +38,116 @@ def training_suite_name(cfg: Config) -> str:
 
 
 def build_raw_suite(cfg: Config) -> gx.ExpectationSuite:
-    """Expectations for one landed file: schema, size, missing values, types, ranges, sets."""
+    """One landed file: the shared column rules plus size, schema, missing values and types."""
     import great_expectations as gx
 
-    ds, limits = cfg.dataset, cfg.validation
-    ex = gx.expectations
-    expectations: list[Any] = [ex.ExpectTableRowCountToBeBetween(min_value=limits.min_rows)]
-    for col in ds.columns:
-        expectations.append(ex.ExpectColumnToExist(column=col.name))
-        expectations.extend(_missing_values(col, limits.max_missing_fraction))
-        if col.name == ds.target:
-            expectations.append(
-                ex.ExpectColumnValuesToBeInSet(column=col.name, value_set=TARGET_VALUES)
-            )
-        elif col.dtype in ("int", "float"):
-            expectations.append(
-                ex.ExpectColumnValuesToMatchRegex(column=col.name, regex=NUMERIC_REGEX)
-            )
-            expectations.extend(_range(col))
-        elif col.dtype == "category" and col.categories is not None:
-            expectations.append(
-                ex.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(col.categories))
-            )
-        elif col.dtype == "datetime":
-            expectations.append(
-                ex.ExpectColumnValuesToBeInTypeList(column=col.name, type_list=TIMESTAMP_TYPES)
-            )
     return gx.ExpectationSuite(
-        name=raw_suite_name(cfg), expectations=expectations, notes=SUITE_NOTES
+        name=raw_suite_name(cfg),
+        expectations=[*shared_column_rules(cfg), *file_rules(cfg)],
+        notes=SUITE_NOTES,
     )
 
 
 def build_training_suite(cfg: Config) -> gx.ExpectationSuite:
-    """Expectations for the concatenated, typed training table: size, labels, unique ids, ranges."""
+    """The concatenated, typed training table: the shared column rules plus size and label mix."""
+    import great_expectations as gx
+
+    return gx.ExpectationSuite(
+        name=training_suite_name(cfg),
+        expectations=[*shared_column_rules(cfg), *set_level_rules(cfg)],
+        notes=SUITE_NOTES,
+    )
+
+
+def shared_column_rules(cfg: Config) -> list[Any]:
+    """Rules that hold for every file and therefore for any union of files: ids are unique, the
+    target is a non-null 0/1 label, bounded numbers are in range, and those columns exist.
+
+    Ids unique within each file do not make the union unique (an id may come back in a later
+    file): that is ``[ingest] duplicate_ids``' job, and the training gate stays the last line.
+    """
+    import great_expectations as gx
+
+    ds = cfg.dataset
+    ex = gx.expectations
+    shared = _shared_columns(cfg)
+    rules: list[Any] = []
+    for col in ds.columns:
+        if col.name not in shared:
+            continue
+        rules.append(ex.ExpectColumnToExist(column=col.name))
+        if col.name == ds.id_column:
+            rules.append(ex.ExpectColumnValuesToBeUnique(column=col.name))
+        if col.name == ds.target:
+            # Not null even if the config forgot nullable = false: a row without a label cannot
+            # be trained on. The {0, 1} set subsumes a numeric and a range check.
+            rules.append(ex.ExpectColumnValuesToNotBeNull(column=col.name))
+            rules.append(ex.ExpectColumnValuesToBeInSet(column=col.name, value_set=TARGET_VALUES))
+        else:
+            rules.extend(_range(col))
+    return rules
+
+
+def _shared_columns(cfg: Config) -> set[str]:
+    """Columns the shared rules check. Not every column: the feature table the training gate sees
+    drops e.g. free-text columns, so only these are certain to be there."""
+    ds = cfg.dataset
+    bounded = {
+        c.name
+        for c in ds.columns
+        if c.dtype in ("int", "float") and (c.min is not None or c.max is not None)
+    }
+    return {ds.id_column, ds.target} | bounded
+
+
+def file_rules(cfg: Config) -> list[Any]:
+    """Rules for one file as sent: size, extra columns, missing values, numeric text, category
+    sets and timestamps (the training table is already typed, so these cannot fail there)."""
     import great_expectations as gx
 
     ds, limits = cfg.dataset, cfg.validation
     ex = gx.expectations
-    numeric = [c for c in ds.feature_columns if c.dtype in ("int", "float")]
-    expectations: list[Any] = [
+    rules: list[Any] = [ex.ExpectTableRowCountToBeBetween(min_value=limits.min_rows)]
+    if limits.extra_columns == "reject":
+        # exact_match=False would only catch missing columns (ExpectColumnToExist names those
+        # one by one); exact_match=True also fails on columns the config does not name.
+        rules.append(
+            ex.ExpectTableColumnsToMatchSet(column_set=list(ds.column_names), exact_match=True)
+        )
+    shared = _shared_columns(cfg)
+    for col in ds.columns:
+        if col.name not in shared:
+            rules.append(ex.ExpectColumnToExist(column=col.name))
+        if col.name == ds.target:
+            continue  # shared rules: not null, in {0, 1}
+        rules.extend(_missing_values(col, limits.max_missing_fraction))
+        if col.dtype in ("int", "float"):
+            rules.append(ex.ExpectColumnValuesToMatchRegex(column=col.name, regex=NUMERIC_REGEX))
+        elif col.dtype == "category" and col.categories is not None:
+            rules.append(
+                ex.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(col.categories))
+            )
+        elif col.dtype == "datetime":
+            rules.append(
+                ex.ExpectColumnValuesToBeInTypeList(column=col.name, type_list=TIMESTAMP_TYPES)
+            )
+    return rules
+
+
+def set_level_rules(cfg: Config) -> list[Any]:
+    """Rules only the whole training set can meet: enough rows and a usable share of positives."""
+    import great_expectations as gx
+
+    ds, limits = cfg.dataset, cfg.validation
+    ex = gx.expectations
+    return [
         ex.ExpectTableRowCountToBeBetween(min_value=limits.training_min_rows),
-        ex.ExpectColumnToExist(column=ds.id_column),
-        ex.ExpectColumnValuesToBeUnique(column=ds.id_column),
-        ex.ExpectColumnToExist(column=ds.target),
-        ex.ExpectColumnValuesToNotBeNull(column=ds.target),
-        ex.ExpectColumnValuesToBeInSet(column=ds.target, value_set=TARGET_VALUES),
         ex.ExpectColumnMeanToBeBetween(
             column=ds.target,
             min_value=limits.training_min_positive_fraction,
             max_value=limits.training_max_positive_fraction,
         ),
     ]
-    for col in numeric:
-        if col.min is not None or col.max is not None:
-            expectations.append(ex.ExpectColumnToExist(column=col.name))
-            expectations.extend(_range(col))
-    return gx.ExpectationSuite(
-        name=training_suite_name(cfg), expectations=expectations, notes=SUITE_NOTES
-    )
 
 
 def _missing_values(col: Column, default_fraction: float) -> list[Any]:
@@ -115,23 +172,3 @@ def _range(col: Column) -> list[Any]:
             column=col.name, min_value=col.min, max_value=col.max
         )
     ]
-
-
-def suite_spec(suite: gx.ExpectationSuite | dict[str, Any]) -> dict[str, Any]:
-    """A suite's content without ids and GX version: equal specs mean nothing needs saving.
-
-    Accepts a suite object or its stored JSON, so a committed file can be compared with what the
-    config produces.
-    """
-    data = suite if isinstance(suite, dict) else suite.to_json_dict()
-    data = json.loads(json.dumps(data, sort_keys=True, default=str))
-    meta = {k: v for k, v in (data.get("meta") or {}).items() if k != "great_expectations_version"}
-    return {
-        "name": data["name"],
-        "notes": data.get("notes"),
-        "meta": meta,
-        "expectations": [
-            {k: v for k, v in e.items() if k not in ("id", "rendered_content")}
-            for e in data.get("expectations", [])
-        ],
-    }

@@ -42,6 +42,7 @@ class TaskInstance:
     map_index: int
     state: str | None
     try_number: int
+    id: str = ""  # the task instance's uuid (a running task's process title names it)
 
 
 class AirflowApi:
@@ -51,7 +52,11 @@ class AirflowApi:
         self.timeout = timeout
 
     def _request(
-        self, path: str, params: dict[str, Any] | None = None, accept: str = "application/json"
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        accept: str = "application/json",
+        body: Any = None,
     ) -> bytes:
         url = f"{self.base_url}{path}"
         if params:
@@ -59,18 +64,36 @@ class AirflowApi:
         headers = {"Accept": accept}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(url, headers=headers)
+        data, method = None, "GET"
+        if body is not None:
+            data, method = json.dumps(body).encode(), "POST"
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.read()
         except urllib.error.HTTPError as exc:
-            body = exc.read().decode(errors="replace")[:500]
-            raise AirflowApiError(f"GET {path}: HTTP {exc.code}: {body}") from exc
+            text = exc.read().decode(errors="replace")[:500]
+            raise AirflowApiError(f"{method} {path}: HTTP {exc.code}: {text}") from exc
         except (urllib.error.URLError, OSError) as exc:
-            raise AirflowApiError(f"GET {path}: {exc}") from exc
+            raise AirflowApiError(f"{method} {path}: {exc}") from exc
 
     def get_json(self, path: str, **params: Any) -> Any:
         return json.loads(self._request(path, params))
+
+    def post_json(self, path: str, body: Any) -> Any:
+        return json.loads(self._request(path, body=body))
+
+    def emit_asset_event(self, name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record an event on the asset called ``name``, as a producer task would: the DAGs
+        scheduled on it run (``retrain retract`` uses this to retrain without the files)."""
+        found = self.get_json("/api/v2/assets", name_pattern=name, limit=100)["assets"]
+        matches = [a for a in found if a["name"] == name]
+        if not matches:
+            raise AirflowApiError(f"no asset named {name!r} (is the DAG that declares it loaded?)")
+        return self.post_json(
+            "/api/v2/assets/events", {"asset_id": matches[0]["id"], "extra": extra or {}}
+        )
 
     def health(self) -> dict[str, Any]:
         return self.get_json("/api/v2/monitor/health")
@@ -117,6 +140,7 @@ class AirflowApi:
                 map_index=t.get("map_index", -1),
                 state=t.get("state"),
                 try_number=t.get("try_number", 0),
+                id=t.get("id", ""),
             )
             for t in payload["task_instances"]
         ]

@@ -93,6 +93,9 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from retrain.layout import Layout
+    from retrain.ledger import Ledger
+
     stack = _stack_env(Path(args.root))
     cfg = load_config()
     storage = _storage(cfg)
@@ -101,6 +104,73 @@ def cmd_status(args: argparse.Namespace) -> int:
     for dag_id in devstack.DAG_IDS:
         runs = stack.api.dag_runs(dag_id, limit=3)
         print(f"{dag_id:9} " + ", ".join(f"{r.run_id}={r.state}" for r in runs))
+    actions = Ledger(storage, Layout.of(cfg)).actions(limit=10)
+    print(f"retract/replay ({len(actions)} most recent):" if actions else "retract/replay: none")
+    for a in actions:
+        what = ", ".join(a.get("raw_keys") or [a.get("quarantine_key", "?")])
+        print(f"  {a['at']}  {a['action']:8} by {a.get('by', '?')}: {what} -- {a.get('reason')}")
+    return 0
+
+
+def _airflow(args: argparse.Namespace):
+    """The api-server to tell about a retraction: ``--airflow-url``, else the local stack's."""
+    from retrain.airflow_api import AirflowApi
+
+    if url := args.airflow_url or os.environ.get("RETRAIN_AIRFLOW_URL"):
+        return AirflowApi(url, token=os.environ.get("RETRAIN_AIRFLOW_TOKEN"))
+    stack = devstack.load(Path(args.root))
+    return stack.api if stack else None
+
+
+def _use_local_stack(root: Path) -> None:
+    if stack := devstack.load(root):
+        os.environ.update(stack.env())
+
+
+def cmd_retract(args: argparse.Namespace) -> int:
+    from retrain.airflow_api import AirflowApiError
+    from retrain.curation import CurationError, retract
+
+    _use_local_stack(Path(args.root))
+    cfg = load_config()
+    try:
+        done = retract(_storage(cfg), cfg, args.target, reason=args.reason)
+    except CurationError as exc:
+        print(f"retract: {exc}", file=sys.stderr)
+        return 2
+    for raw, dest in zip(done.raw_keys, done.quarantine_keys, strict=True):
+        print(f"retracted {raw} -> {dest}")
+    print(f"recorded in {done.action_key}")
+    if args.no_retrain:
+        return 0
+    api = _airflow(args)
+    try:
+        if api is None:
+            raise AirflowApiError("no --airflow-url and no local stack")
+        api.emit_asset_event("features", {"retracted": list(done.raw_keys)})
+        print("features asset re-emitted: the retrain DAG runs without the retracted files")
+    except AirflowApiError as exc:
+        print(
+            f"could not re-emit the features asset ({exc}); the files are out of the training "
+            "data either way: the next accepted batch retrains without them, or create a "
+            "`features` asset event in the Airflow UI (Assets) to retrain now",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from retrain.curation import CurationError, replay
+
+    _use_local_stack(Path(args.root))
+    cfg = load_config()
+    try:
+        done = replay(_storage(cfg), cfg, args.key, reason=args.reason)
+    except CurationError as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return 2
+    print(f"replayed {done.quarantine_key} -> {done.landing_key} (recorded in {done.action_key})")
     return 0
 
 
@@ -113,7 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     for p in (demo, sub.add_parser("start", help="start the local stack")):
         p.add_argument("--parallelism", type=int, default=4)
     sub.add_parser("stop", help="stop the local stack")
-    sub.add_parser("status", help="stack, champion and latest runs")
+    sub.add_parser("status", help="stack, champion, latest runs, retractions and replays")
+    rt = sub.add_parser("retract", help="take an accepted file or batch back out, then retrain")
+    rt.add_argument("target", help="a raw key, a file name as it landed, or a batch id")
+    rt.add_argument("--reason", required=True, help="why (recorded with who and when)")
+    rt.add_argument("--no-retrain", action="store_true", help="do not re-emit the features asset")
+    rt.add_argument("--airflow-url", default="", help="api-server (default: the local stack)")
+    rp = sub.add_parser("replay", help="put a quarantined file back into landing/")
+    rp.add_argument("key", help="the quarantined object's key, e.g. quarantine/.../file.csv")
+    rp.add_argument("--reason", default="", help="why (recorded with who and when)")
     up = sub.add_parser("upload", help="drop one generated file into landing/")
     up.add_argument("--scenario", choices=("normal", "drifted", "corrupt"), default="normal")
     up.add_argument("--format", choices=("csv", "parquet"), default="csv")
@@ -127,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         "stop": cmd_stop,
         "status": cmd_status,
         "upload": cmd_upload,
+        "retract": cmd_retract,
+        "replay": cmd_replay,
     }[args.command]
     return handler(args)
 

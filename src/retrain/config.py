@@ -84,6 +84,7 @@ class StorageConfig:
     features_prefix: str = "features/"
     models_prefix: str = "models/"
     reports_prefix: str = "reports/"
+    ledger_prefix: str = "ledger/"  # what was landed, claimed, accepted, retracted (exactly-once)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,25 @@ class ValidationConfig:
     training_min_rows: int = 500
     training_min_positive_fraction: float = 0.01
     training_max_positive_fraction: float = 0.6
+    # A column the config does not name: "reject" quarantines the file, "ignore" drops the column.
+    extra_columns: str = "reject"
+
+
+EXTRA_COLUMN_POLICIES = ("reject", "ignore")
+DUPLICATE_ID_POLICIES = ("reject", "upsert")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """What happens to landed objects before validation (see README, "Landed objects")."""
+
+    # An id that an earlier accepted file already brought: "reject" quarantines the new file
+    # (naming the earlier one); "upsert" accepts it and the newest row per id wins in training.
+    duplicate_ids: str = "reject"
+    # Upload names that are not data yet (shell patterns matched against every path segment
+    # below the landing prefix, case-sensitive): left in landing/ untouched until renamed.
+    ignore_patterns: tuple[str, ...] = (".*", "_*", "*.part", "*.tmp", "*.crdownload", "*.partial")
+    validate_tasks: int = 2  # files of a batch are validated by this many parallel tasks
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,7 @@ class Config:
     dataset: DatasetConfig
     storage: StorageConfig = field(default_factory=StorageConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
@@ -139,6 +160,7 @@ class Config:
 _SECTIONS: dict[str, type] = {
     "storage": StorageConfig,
     "validation": ValidationConfig,
+    "ingest": IngestConfig,
     "training": TrainingConfig,
     "gate": GateConfig,
     "orchestration": OrchestrationConfig,
@@ -197,7 +219,10 @@ def _build_section(cls: type, name: str, values: Mapping[str, Any], env, source:
 
 
 def _coerce(text: str, type_name: str, where: str) -> Any:
-    """An environment variable's text as the field's type (every field is str, int or float)."""
+    """An environment variable's text as the field's type (str, int, float, or a list given
+    comma-separated)."""
+    if type_name == _LIST_TYPE:
+        return [part.strip() for part in text.split(",") if part.strip()]
     try:
         if type_name == "int":
             return int(text)
@@ -209,9 +234,14 @@ def _coerce(text: str, type_name: str, where: str) -> Any:
 
 
 _SCALAR_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float)}
+_LIST_TYPE = "tuple[str, ...]"
 
 
 def _check_type(value: Any, type_name: str, where: str, source: str) -> Any:
+    if type_name == _LIST_TYPE:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{source}: {where} must be a list of strings, got {value!r}")
+        return tuple(value)
     # bool is an int subclass in Python, but `true` is never a valid count or threshold
     if isinstance(value, bool) or not isinstance(value, _SCALAR_TYPES[type_name]):
         raise ConfigError(f"{source}: {where} must be {type_name}, got {value!r}")
@@ -265,6 +295,14 @@ def _check(cfg: Config) -> None:
     for fmt in ds.file_formats:
         if fmt not in ("csv", "parquet"):
             raise ConfigError(f"{cfg.source}: file format {fmt!r} not supported (csv, parquet)")
+    for where, value, allowed in (
+        ("[validation] extra_columns", cfg.validation.extra_columns, EXTRA_COLUMN_POLICIES),
+        ("[ingest] duplicate_ids", cfg.ingest.duplicate_ids, DUPLICATE_ID_POLICIES),
+    ):
+        if value not in allowed:
+            raise ConfigError(f"{cfg.source}: {where} must be one of {allowed}, got {value!r}")
+    if cfg.ingest.validate_tasks < 1:
+        raise ConfigError(f"{cfg.source}: [ingest] validate_tasks must be at least 1")
     if not 0 < cfg.training.holdout_fraction < 1:
         raise ConfigError(f"{cfg.source}: [training] holdout_fraction must be in (0, 1)")
     for prefix_field in dataclasses.fields(StorageConfig):

@@ -29,6 +29,8 @@ ROUNDS: tuple[tuple[DemoFile, ...], ...] = (
         DemoFile("customers-week1.csv", "normal", "csv", 4000, 14),
         DemoFile("customers-week1b.parquet", "normal", "parquet", 4000, 14),
         DemoFile("customers-broken-export.csv", "corrupt", "csv", 500, 14),
+        # the most common mistake: the same export uploaded again under another name
+        DemoFile("customers-week1-copy.csv", "copy", "csv", 0, 14),
     ),
     (  # the next week, after a price change: drifted
         DemoFile("customers-week2.csv", "drifted", "csv", 4000, 7),
@@ -41,18 +43,23 @@ def upload(storage: S3Storage, cfg: Config, files: tuple[DemoFile, ...], seed: i
     from retrain.datagen import generate, write_batch
 
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    keys = []
+    keys, first = [], b""
     for i, f in enumerate(files):
-        df = generate(
-            f.rows,
-            seed=seed + i,
-            scenario=f.scenario,
-            start=now - timedelta(days=f.days_ago),
-            days=7.0,
-        )
+        if f.scenario == "copy":  # byte for byte the round's first file
+            data = first
+        else:
+            df = generate(
+                f.rows,
+                seed=seed + i,
+                scenario=f.scenario,
+                start=now - timedelta(days=f.days_ago),
+                days=7.0,
+            )
+            data = write_batch(df, f.fmt)
+            first = first or data
         stem, ext = f.name.rsplit(".", 1)
         key = f"{cfg.storage.landing_prefix}{stem}-{seed}.{ext}"
-        storage.put_bytes(key, write_batch(df, f.fmt))
+        storage.put_bytes(key, data)
         keys.append(key)
     return keys
 
@@ -76,7 +83,8 @@ def run_round(
     routed = follow.wait_routed(storage, cfg, keys, STAGE_TIMEOUT)
     for r in routed:
         verdict = "valid       ->" if r.valid else "QUARANTINED ->"
-        say(f"{clock()} ingest: {r.landing_key} {verdict} {r.dest_key}")
+        why = "" if r.valid else f"\n{'':9}   because: {r.reason[:300]}"
+        say(f"{clock()} ingest: {r.landing_key} {verdict} {r.dest_key}{why}")
     ingest_run = follow.wait_new_run(api, "ingest", seen["ingest"], STAGE_TIMEOUT)
     batches = sorted(
         {part for r in routed for part in r.dest_key.split("/") if part.startswith("batch=")}

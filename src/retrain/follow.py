@@ -22,6 +22,7 @@ class Routed:
     landing_key: str
     dest_key: str
     valid: bool
+    reason: str = ""
 
 
 def run_ids(api: AirflowApi, dag_id: str, *, finished_only: bool = False) -> set[str]:
@@ -33,20 +34,35 @@ def run_ids(api: AirflowApi, dag_id: str, *, finished_only: bool = False) -> set
 def wait_routed(
     storage: S3Storage, cfg: Config, landing_keys: list[str], timeout: float
 ) -> list[Routed]:
-    """Wait until each uploaded file has left landing/ for raw/ or quarantine/."""
-    s = cfg.storage
-    names = {k: k[len(s.landing_prefix) :] for k in landing_keys}
+    """Wait until each uploaded file has left landing/; say where its claim sent it.
+
+    The ledger's claims are the truth (a name can land twice, an unsafe key is renamed), so the
+    newest claim per landing key that was made after this call started is the answer.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from retrain.layout import Layout
+
+    since = datetime.now(UTC) - timedelta(seconds=5)  # S3 times have a one-second resolution
+    claims_prefix = Layout.of(cfg).claims_prefix
+    wanted = set(landing_keys)
 
     def routed() -> list[Routed] | None:
         if any(storage.exists(k) for k in landing_keys):
             return None
-        found: dict[str, Routed] = {}
-        for prefix, valid in ((s.raw_prefix, True), (s.quarantine_prefix, False)):
-            for obj in storage.list_objects(prefix):
-                for key, rel in names.items():
-                    if obj.key.endswith("/" + rel):
-                        found[key] = Routed(key, obj.key, valid)
-        return [found[k] for k in landing_keys] if len(found) == len(landing_keys) else None
+        found: dict[str, tuple[str, Routed]] = {}
+        for obj in storage.iter_objects(claims_prefix):
+            if obj.last_modified < since:
+                continue
+            claim = storage.get_json(obj.key)
+            if claim["key"] in wanted and claim["decided_at"] >= found.get(claim["key"], ("",))[0]:
+                routed = Routed(
+                    claim["key"], claim["dest_key"], claim["verdict"] == "raw", claim["reason"]
+                )
+                found[claim["key"]] = (claim["decided_at"], routed)
+        if len(found) < len(wanted):
+            return None
+        return [found[k][1] for k in landing_keys]
 
     return wait_for(routed, timeout, interval=1.0, what="the files to leave landing/")
 

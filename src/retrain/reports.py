@@ -309,8 +309,8 @@ def _validations_table(entries: Iterable[Mapping[str, Any]], root: str) -> str:
     for entry in entries:
         status = str(entry.get("status", "unknown"))
         kind = {"passed": "ok", "quarantined": "bad"}.get(status.lower(), "neutral")
-        docs = entry.get("data_docs")
-        docs_cell = _a(docs, "Data Docs", root) if docs else "&mdash;"
+        result = entry.get("result")
+        docs_cell = _a(result, "GX result", root) if result else "&mdash;"
         rows.append(
             f"<tr><td>{_e(entry.get('file', '?'))}</td><td>{_badge(status, kind)}</td>"
             f"<td>{_e(entry.get('reason') or '')}</td><td>{docs_cell}</td></tr>"
@@ -322,7 +322,7 @@ def _validations_table(entries: Iterable[Mapping[str, Any]], root: str) -> str:
 
 def render_validation_summary(entries: list[Mapping[str, Any]], *, root: str = "../") -> str:
     """One row per checked file: ``file``, ``status`` (passed/quarantined), ``reason``,
-    ``data_docs`` (link, relative to the reports root or http(s)).
+    ``result`` (link to the GX result, relative to the reports root or http(s)).
 
     ``root`` is the path from this page back to the reports root (``../`` for
     ``validations/<batch>.html``).

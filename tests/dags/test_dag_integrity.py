@@ -77,6 +77,21 @@ def test_waiting_happens_in_the_triggerer(dagbag) -> None:
     assert first.execution_timeout > first.wait_timeout
 
 
+def test_ingest_validates_in_parallel_and_routes_once(dagbag) -> None:
+    """Validation fans out (mapped tasks), routing is one task: exactly-once needs one router
+    per batch, and the sensor ignores the same upload names as ingest does."""
+    from retrain.config import load_config
+
+    dag = dagbag.dags["ingest"]
+    assert dag.get_task("validate").is_mapped
+    route = dag.get_task("route")
+    assert not route.is_mapped and route.upstream_task_ids == {"validate"}
+    assert dag.get_task("publish_raw").upstream_task_ids == {"route"}
+    sensor = dag.get_task("wait_for_files")
+    expected = load_config(PROJECT_ROOT / "retrain.toml").ingest.ignore_patterns
+    assert tuple(sensor.ignore_patterns) == expected
+
+
 def test_every_dag_file_parses_fast(tmp_path: Path) -> None:
     """`airflow dags report` per-file parse durations, each under the limit."""
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}

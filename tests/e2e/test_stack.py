@@ -1,85 +1,36 @@
-"""End to end on the real stack: S3-compatible server, Airflow scheduler, triggerer,
-dag-processor and api-server on free ports in a temp AIRFLOW_HOME. Nothing is triggered by hand:
-files are dropped into landing/ and the DAGs run by themselves.
+"""The demo's story on the real stack: a good batch is deployed, a corrupt file is quarantined,
+duplicates and repeated ids never reach training, a retraction retrains without the file.
 
 Waits are bounded and generous (the machine is small); speed is measured in benchmarks/.
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-from collections.abc import Iterator
+import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from retrain import devstack
-from retrain.config import Config, load_config
+from retrain import follow
+from retrain.airflow_api import DagRun
+from retrain.datagen import generate, write_batch
 from retrain.demo import DemoFile, run_round
+from retrain.layout import Layout
 from retrain.registry import ModelRegistry
 from retrain.reports import index_key, report_keys
-from retrain.storage import S3Storage
 
 pytestmark = pytest.mark.e2e
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-FAST = {  # the triggerer polls landing/ every second and settles a batch after 2 s
-    "RETRAIN__ORCHESTRATION__POLL_INTERVAL": "1",
-    "RETRAIN__ORCHESTRATION__SETTLE_SECONDS": "2",
-}
+FOLLOWED = ("ingest", "features", "retrain")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
-    root = tmp_path_factory.mktemp("stack")
-    gx_root = root / "gx-root"  # checkpoint results go to a private copy, not the repo
-    shutil.copytree(
-        PROJECT_ROOT / "validation" / "gx",
-        gx_root / "gx",
-        ignore=shutil.ignore_patterns("uncommitted"),
-    )
-    overrides = {**FAST, "RETRAIN_GX_ROOT": str(gx_root)}
-    try:
-        yield devstack.start(root, bucket="retrain-e2e", overrides=overrides, parallelism=4)
-    finally:
-        devstack.stop(root)
-        assert devstack.load(root) is None
-
-
-@pytest.fixture(scope="module")
-def cfg(stack: devstack.Stack) -> Config:
-    return load_config(PROJECT_ROOT / "retrain.toml", env={**stack.env(), **FAST})
-
-
-@pytest.fixture(scope="module")
-def storage(cfg: Config, stack: devstack.Stack) -> S3Storage:
-    env = stack.env()
-    return S3Storage.from_config(
-        cfg.storage,
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
-
-
-@contextlib.contextmanager
-def explain_failure(stack: devstack.Stack) -> Iterator[None]:
-    """A red run prints the logs of the failed Airflow tasks, so CI explains itself."""
-    try:
-        yield
-    except BaseException:
-        print(stack.api.failed_task_logs(list(devstack.DAG_IDS), limit_runs=5))
-        for name in ("scheduler", "triggerer", "dag-processor"):
-            log_path = Path(stack.root) / "logs" / f"{name}.log"
-            print(f"--- {name} log tail\n{devstack.tail_log(log_path)}")
-        raise
-
-
-def test_a_dropped_batch_is_validated_featurized_trained_and_deployed(stack, cfg, storage):
+def test_a_dropped_batch_is_validated_featurized_trained_and_deployed(stack, cfg, storage, explain):
     files = (
         DemoFile("week.csv", "normal", "csv", 3000, 14),
         DemoFile("week.parquet", "normal", "parquet", 3000, 14),
     )
-    with explain_failure(stack):
+    with explain():
         summary = run_round(stack, cfg, storage, files, seed=7)
     assert [f["valid"] for f in summary["files"]] == [True, True]
     assert all(f["dest_key"].startswith(cfg.storage.raw_prefix) for f in summary["files"])
@@ -90,17 +41,20 @@ def test_a_dropped_batch_is_validated_featurized_trained_and_deployed(stack, cfg
     assert champion is not None and champion.version == summary["version"]
     assert summary["decision"]["deploy"] is True
     assert champion.metrics["auc"] > 0.7
+    trained_on = registry.load_metadata(champion.version)["feature_keys"]
+    assert len(trained_on) == 2, "week.csv and week.parquet are two feature files"
     assert storage.exists(report_keys(cfg.storage.reports_prefix, champion.version).decision)
     assert storage.exists(index_key(cfg.storage.reports_prefix))
-    assert storage.exists(f"{cfg.storage.reports_prefix}gx/index.html")
+    results = storage.list_objects(f"{cfg.storage.reports_prefix}validations/")
+    assert any(o.key.endswith(".json") for o in results), "each file's GX result is in the bucket"
 
 
-def test_a_corrupt_file_is_quarantined_and_nothing_is_retrained(stack, cfg, storage):
+def test_a_corrupt_file_is_quarantined_and_nothing_is_retrained(stack, cfg, storage, explain):
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     champion_before = registry.champion()
     assert champion_before is not None, "runs after the first test"
     runs_before = {d: {r.run_id for r in stack.api.dag_runs(d)} for d in ("features", "retrain")}
-    with explain_failure(stack):
+    with explain():
         bad = (DemoFile("bad.csv", "corrupt", "csv", 300, 1),)
         summary = run_round(stack, cfg, storage, bad, seed=8)
     (routed,) = summary["files"]
@@ -111,8 +65,100 @@ def test_a_corrupt_file_is_quarantined_and_nothing_is_retrained(stack, cfg, stor
     tasks = {t.task_id: t for t in stack.api.task_instances("ingest", summary["ingest_run"])}
     assert tasks["publish_raw"].state == "skipped", "no raw asset event without valid files"
     # the task log (what a red CI prints) says what happened and where to look
-    log = stack.api.task_log(tasks["validate_and_route"])
+    log = stack.api.task_log(tasks["route"])
     assert "QUARANTINED" in log and routed["dest_key"] + ".report.json" in log
     for dag_id, before in runs_before.items():
         assert {r.run_id for r in stack.api.dag_runs(dag_id)} == before, f"{dag_id} ran"
     assert registry.champion() == champion_before
+
+
+def drop_and_follow(stack, cfg, storage, uploads: dict[str, bytes]) -> tuple[list, DagRun]:
+    """Upload ``{name: bytes}`` into landing/ and wait until ingest has routed them."""
+    seen = follow.run_ids(stack.api, "ingest", finished_only=True)
+    keys = [cfg.storage.landing_prefix + name for name in uploads]
+    for key, data in zip(keys, uploads.values(), strict=True):
+        storage.put_bytes(key, data)
+    routed = follow.wait_routed(storage, cfg, keys, 300)
+    return routed, follow.wait_new_run(stack.api, "ingest", seen, 300)
+
+
+def test_duplicates_repeated_ids_and_hostile_keys_never_reach_training(
+    stack, cfg, storage, explain
+):
+    layout = Layout.of(cfg)
+    accepted = [o.key for o in storage.list_objects(cfg.storage.raw_prefix)]
+    assert accepted, "runs after the first test"
+    repeated = generate(300, seed=31, start=datetime(2026, 11, 1))
+    repeated.loc[5:9, "customer_id"] = repeated.loc[0, "customer_id"]
+    uploads = {
+        "copy-of-accepted.csv": storage.get_bytes(accepted[0]),
+        "repeated-ids.csv": write_batch(repeated, "csv"),
+        "../raw/escape.csv": write_batch(
+            generate(100, seed=32, start=datetime(2026, 11, 1)), "csv"
+        ),
+    }
+    partial = cfg.storage.landing_prefix + "still-uploading.csv.part"
+    storage.put_bytes(partial, b"half a file")
+    runs_before = {d: {r.run_id for r in stack.api.dag_runs(d)} for d in ("features", "retrain")}
+    try:
+        with explain():
+            routed, run = drop_and_follow(stack, cfg, storage, uploads)
+        assert run.state == "success"
+        assert [r.valid for r in routed] == [False, False, False]
+        reports = {r.landing_key: storage.get_json(layout.report_key(r.dest_key)) for r in routed}
+        copy, ids, escape = (reports[cfg.storage.landing_prefix + n] for n in uploads)
+        assert copy["duplicate_of"] == accepted[0]
+        assert "customer_id has duplicate values" in ids["reason"]
+        assert "_unsafe/" in escape["quarantined_as"] and escape["file"].endswith("escape.csv")
+        assert storage.exists(partial), "a temporary upload name is left alone"
+        tasks = {t.task_id: t for t in stack.api.task_instances("ingest", run.run_id)}
+        assert tasks["publish_raw"].state == "skipped"
+        for dag_id, before in runs_before.items():
+            assert {r.run_id for r in stack.api.dag_runs(dag_id)} == before, f"{dag_id} ran"
+    finally:
+        storage.delete(partial)
+
+
+def test_a_retraction_retrains_without_the_file_and_a_replay_brings_it_back(
+    stack, cfg, storage, explain
+):
+    layout = Layout.of(cfg)
+    raw_keys = [o.key for o in storage.list_objects(cfg.storage.raw_prefix)]
+    target = raw_keys[-1]
+    seen = {d: follow.run_ids(stack.api, d) for d in ("features", "retrain")}
+    cli = [str(PROJECT_ROOT / ".venv" / "bin" / "retrain"), "--root", stack.root]
+    done = subprocess.run(
+        [*cli, "retract", target, "--reason", "customer asked to delete"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "features asset re-emitted" in done.stdout
+    with explain():
+        run = follow.wait_new_run(stack.api, "retrain", seen["retrain"], 600)
+    assert run.state == "success", "the retrain without the retracted file succeeds"
+    registry = ModelRegistry(storage, cfg.storage.models_prefix)
+    latest = registry.load_metadata(registry.list_versions()[-1])
+    assert layout.feature_key(target) not in latest["feature_keys"]
+    assert not storage.exists(target) and storage.exists(layout.retracted_key(target))
+
+    status = subprocess.run(
+        [*cli, "status"], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT
+    )
+    assert "retract" in status.stdout and "customer asked to delete" in status.stdout
+
+    seen = {d: follow.run_ids(stack.api, d, finished_only=d == "ingest") for d in FOLLOWED}
+    done = subprocess.run(
+        [*cli, "replay", layout.retracted_key(target), "--reason", "consent renewed"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    with explain():
+        for dag_id in FOLLOWED:  # the replayed file goes the whole way again
+            assert follow.wait_new_run(stack.api, dag_id, seen[dag_id], 600).state == "success"
+    assert storage.exists(layout.landing_key(layout.name_in_partition(target))) is False

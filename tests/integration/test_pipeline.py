@@ -8,44 +8,47 @@ from datetime import datetime
 
 import pytest
 
-from retrain import pipeline
 from retrain.config import Config
 from retrain.datagen import generate, write_batch
 from retrain.registry import ModelRegistry
+from retrain.steps import features, ingest, retrain
 from retrain.storage import S3Storage
 
 START = datetime(2026, 10, 1)
 
 
 @pytest.fixture
-def cfg(config: Config, storage: S3Storage, gx_root) -> Config:
+def cfg(config: Config, storage: S3Storage) -> Config:
     return replace(config, storage=replace(config.storage, bucket=storage.bucket))
 
 
-def _land(storage: S3Storage, name: str, scenario: str, rows: int, seed: int, days=0.0) -> dict:
+def _land(
+    storage: S3Storage, cfg: Config, name: str, scenario: str, rows: int, seed: int, days=0.0
+) -> dict:
     fmt = "parquet" if name.endswith(".parquet") else "csv"
     df = generate(rows, seed=seed, scenario=scenario, start=START.replace(day=1 + int(days)))
     key = f"landing/{name}"
-    etag = storage.put_bytes(key, write_batch(df, fmt))
-    return {"key": key, "etag": etag, "size": 0}
+    storage.put_bytes(key, write_batch(df, fmt))
+    (listed,) = [f for f in ingest.landed_files(storage, cfg) if f["key"] == key]
+    return listed
 
 
 def _run_all(storage: S3Storage, cfg: Config, files: list[dict], run: str):
-    batch = pipeline.ingest_batch(storage, cfg, files, batch_id=pipeline.batch_id_for(run))
-    built = pipeline.build_features_for_new_raw(storage, cfg)
-    checked = pipeline.check_training_set(storage, cfg, run_name=run)
-    challenger = pipeline.train_challenger(storage, cfg, list(checked.feature_keys))
-    record = pipeline.evaluate_and_decide(
+    batch = ingest.ingest_batch(storage, cfg, files, batch_id=ingest.batch_id_for(run))
+    built = features.build_features_for_new_raw(storage, cfg)
+    checked = retrain.check_training_set(storage, cfg, run_name=run)
+    challenger = retrain.train_challenger(storage, cfg, list(checked.feature_keys))
+    record = retrain.evaluate_and_decide(
         storage, cfg, list(checked.feature_keys), challenger.version
     )
-    return batch, built, challenger, record, pipeline.deploy(storage, cfg, record.as_dict())
+    return batch, built, challenger, record, retrain.deploy(storage, cfg, record.as_dict())
 
 
 def test_first_batch_routes_files_and_deploys_a_first_model(storage: S3Storage, cfg) -> None:
     files = [
-        _land(storage, "a.csv", "normal", 2500, seed=1),
-        _land(storage, "b.parquet", "normal", 2500, seed=2),
-        _land(storage, "broken.csv", "corrupt", 200, seed=3),
+        _land(storage, cfg, "a.csv", "normal", 2500, seed=1),
+        _land(storage, cfg, "b.parquet", "normal", 2500, seed=2),
+        _land(storage, cfg, "broken.csv", "corrupt", 200, seed=3),
     ]
     batch, built, challenger, record, deployed = _run_all(storage, cfg, files, "run-1")
 
@@ -66,18 +69,18 @@ def test_first_batch_routes_files_and_deploys_a_first_model(storage: S3Storage, 
 
 
 def test_retry_of_ingest_routes_nothing_twice(storage: S3Storage, cfg) -> None:
-    files = [_land(storage, "a.csv", "normal", 500, seed=1)]
-    first = pipeline.ingest_batch(storage, cfg, files, batch_id="b1")
-    again = pipeline.ingest_batch(storage, cfg, files, batch_id="b1")
+    files = [_land(storage, cfg, "a.csv", "normal", 500, seed=1)]
+    first = ingest.ingest_batch(storage, cfg, files, batch_id="b1")
+    again = ingest.ingest_batch(storage, cfg, files, batch_id="b1")
     assert again.raw_keys == first.raw_keys
     assert [o.key for o in storage.list_objects("raw/")] == list(first.raw_keys)
 
 
 def test_second_batch_is_compared_with_the_champion(storage: S3Storage, cfg) -> None:
-    _run_all(storage, cfg, [_land(storage, "w1.csv", "normal", 4000, seed=1)], "run-1")
+    _run_all(storage, cfg, [_land(storage, cfg, "w1.csv", "normal", 4000, seed=1)], "run-1")
     first = ModelRegistry(storage, cfg.storage.models_prefix).champion()
     _, built, challenger, record, deployed = _run_all(
-        storage, cfg, [_land(storage, "w2.csv", "drifted", 4000, seed=2, days=7)], "run-2"
+        storage, cfg, [_land(storage, cfg, "w2.csv", "drifted", 4000, seed=2, days=7)], "run-2"
     )
     assert built.already_built == 1 and len(built.written) == 1, "features are incremental"
     assert record.champion_version == first.version
@@ -91,12 +94,12 @@ def test_second_batch_is_compared_with_the_champion(storage: S3Storage, cfg) -> 
 
 def test_a_training_set_failing_its_checkpoint_stops_training(storage: S3Storage, cfg) -> None:
     strict = replace(cfg, validation=replace(cfg.validation, training_min_rows=10**6))
-    pipeline.ingest_batch(
-        storage, strict, [_land(storage, "a.csv", "normal", 300, seed=1)], batch_id="b1"
+    ingest.ingest_batch(
+        storage, strict, [_land(storage, strict, "a.csv", "normal", 300, seed=1)], batch_id="b1"
     )
-    pipeline.build_features_for_new_raw(storage, strict)
-    with pytest.raises(pipeline.TrainingSetRejected, match="champion keeps serving"):
-        pipeline.check_training_set(storage, strict, run_name="run-x")
+    features.build_features_for_new_raw(storage, strict)
+    with pytest.raises(retrain.TrainingSetRejected, match="champion keeps serving"):
+        retrain.check_training_set(storage, strict, run_name="run-x")
     assert storage.list_objects("reports/training/"), "the rejection has a report"
 
 
@@ -109,8 +112,8 @@ def test_a_file_that_crashes_the_gate_is_quarantined_not_retried_forever(
         raise RuntimeError("boom in the gate")
 
     monkeypatch.setattr(validation.gates, "validate_raw_file", crash)
-    batch = pipeline.ingest_batch(
-        storage, cfg, [_land(storage, "odd.csv", "normal", 100, seed=1)], batch_id="b1"
+    batch = ingest.ingest_batch(
+        storage, cfg, [_land(storage, cfg, "odd.csv", "normal", 100, seed=1)], batch_id="b1"
     )
     (outcome,) = batch.quarantined
     assert "validation crashed" in outcome.reason and "boom in the gate" in outcome.reason

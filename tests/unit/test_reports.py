@@ -161,19 +161,19 @@ def test_validation_summary_escapes_and_filters_links() -> None:
         {
             "file": "good.csv",
             "status": "passed",
-            "data_docs": "gx/docs/index.html#run1",
+            "result": "validations/b1/run1.json",
         },
         {
             "file": f"evil{HOSTILE}.csv",
             "status": "quarantined",
             "reason": HOSTILE_ATTR,
-            "data_docs": "javascript:alert(1)",
+            "result": "javascript:alert(1)",
         },
-        {"file": "abs.csv", "status": "quarantined", "data_docs": "https://docs.example/x"},
+        {"file": "abs.csv", "status": "quarantined", "result": "https://docs.example/x"},
     ]
     page = reports.render_validation_summary(entries)
     c = assert_safe(page)
-    assert "../gx/docs/index.html#run1" in c.hrefs
+    assert "../validations/b1/run1.json" in c.hrefs
     assert "https://docs.example/x" in c.hrefs
     assert "javascript" not in page.lower()
     assert "1 passed, 2 quarantined" in page
@@ -204,7 +204,9 @@ def test_publish_index_links_everything_relatively() -> None:
             {"version": "v2", "promoted": True, "reason": "better", "drift": True},
             {"version": "v1", "promoted": False, "reason": HOSTILE},
         ],
-        latest_validations=[{"file": "a.csv", "status": "passed", "data_docs": "gx/index.html"}],
+        latest_validations=[
+            {"file": "a.csv", "status": "passed", "result": "validations/b/a.json"}
+        ],
     )
     assert key == "reports/index.html"
     data, ctype = store.objects[key]
@@ -212,7 +214,12 @@ def test_publish_index_links_everything_relatively() -> None:
     page = data.decode()
     c = assert_safe(page)
     assert_relative(c.hrefs)
-    for href in ("decisions/v2.html", "drift/v2.html", "decisions/v1.html", "gx/index.html"):
+    for href in (
+        "decisions/v2.html",
+        "drift/v2.html",
+        "decisions/v1.html",
+        "validations/b/a.json",
+    ):
         assert href in c.hrefs
     assert "drift/v1.html" not in c.hrefs  # no drift page claimed for v1
 

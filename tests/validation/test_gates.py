@@ -1,17 +1,15 @@
-"""The GX checkpoints pass good data, name each defect, and the context syncs without churn.
+"""The GX checkpoints pass good data and name each defect; the context lives in memory only.
 
-Every test runs against a copy of the committed context in tmp_path (RETRAIN_GX_ROOT), so
-nothing here writes into validation/gx.
+Real GX throughout, on in-memory frames: nothing here (or at run time) writes a file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
-import shutil
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +18,25 @@ import pytest
 
 from retrain.config import Config
 from retrain.tables import UnreadableFile, coerce_types, read_table
-from validation.context import CONTEXT_ROOT, ROOT_ENV, context_dir, get_context
+from validation.context import (
+    RAW_CHECKPOINT,
+    RESULT_FORMAT,
+    TRAINING_CHECKPOINT,
+    get_context,
+)
 from validation.gates import (
     GateResult,
-    build_data_docs,
     unreadable_file_result,
     validate_raw_file,
     validate_training_set,
 )
-from validation.suites import build_raw_suite, suite_spec
+from validation.suites import build_raw_suite
 
-COMMITTED = CONTEXT_ROOT / "gx"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def with_validation(cfg: Config, **changes) -> Config:
+    return dataclasses.replace(cfg, validation=dataclasses.replace(cfg.validation, **changes))
 
 
 def demo_frame(n: int = 50, seed: int = 0) -> pd.DataFrame:
@@ -67,35 +73,19 @@ def parquet_roundtrip(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     return read_table(buf.getvalue(), "file.parquet", cfg.dataset)
 
 
-def copy_context(dest: Path) -> Path:
-    """The committed context (without local results) under ``dest``; returns the project root."""
-    shutil.copytree(COMMITTED, dest / "gx", ignore=shutil.ignore_patterns("uncommitted"))
-    return dest
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` (bytecode caches aside) with its size and mtime."""
     return {
-        str(p.relative_to(folder)): (
-            p.stat().st_mtime_ns,
-            hashlib.sha256(p.read_bytes()).hexdigest(),
-        )
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and "__pycache__" not in p.parts
     }
 
 
 @pytest.fixture(scope="module")
-def gx_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = copy_context(tmp_path_factory.mktemp("gx-root"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(ROOT_ENV, str(root))  # a forgotten root= would still stay out of the repo
-        yield root
-
-
-@pytest.fixture(scope="module")
-def raw(gx_root: Path, config: Config) -> Callable[..., GateResult]:
+def raw(config: Config) -> Callable[..., GateResult]:
     def run(df: pd.DataFrame, name: str = "test") -> GateResult:
-        return validate_raw_file(df, config, run_name=name, root=gx_root)
+        return validate_raw_file(df, config, run_name=name)
 
     return run
 
@@ -165,6 +155,17 @@ DEFECTS = {
         "expect_column_values_to_be_in_set",
         "churned has unknown values [2]",
     ),
+    "repeated ids": (
+        lambda df: _set(df, [1, 2, 5], "customer_id", "C000-000000"),
+        "expect_column_values_to_be_unique",
+        "customer_id has duplicate values (4 rows, e.g. 'C000-000000')",
+    ),
+    "extra columns": (
+        lambda df: df.assign(notes="call back", score=1.5),
+        "expect_table_columns_to_match_set",
+        "unexpected column(s) ['notes', 'score'] (not in the config; "
+        'set [validation] extra_columns = "ignore" to drop them)',
+    ),
 }
 
 
@@ -188,11 +189,11 @@ def test_summary_lists_several_defects_and_explains_the_cause_once(raw, config) 
     result = raw(df)
     summary = result.summary()
     assert summary.index("monthly_charges") < summary.index("contract") < summary.index("region")
-    # The range check cannot run on text and every region check fails for lack of the column;
-    # both are counted but not repeated as separate reasons.
+    # The range check cannot run on text, and every region check (the column set's too) fails
+    # for lack of the column; all are counted but not repeated as separate reasons.
     assert "not checked" not in summary
     assert summary.count("region") == 1
-    assert len(result.failed) == 6
+    assert len(result.failed) == 7
 
 
 def test_unreadable_file_result_is_a_failed_raw_result(config: Config) -> None:
@@ -207,25 +208,49 @@ def test_unreadable_file_result_is_a_failed_raw_result(config: Config) -> None:
     json.dumps(result.to_dict())
 
 
-def test_results_and_data_docs_stay_in_the_configured_root(raw, gx_root, config) -> None:
-    raw(demo_frame(), name="batch-1/sub dir/file.csv")
-    validations = gx_root / "gx" / "uncommitted" / "validations"
-    assert any("batch-1" in str(p) for p in validations.rglob("*.json"))
-    site = build_data_docs(config, root=gx_root)
-    assert site == gx_root / "gx" / "uncommitted" / "data_docs" / "local_site"
-    index = (site / "index.html").read_text()
-    assert "batch-1_sub_dir_file.csv" in index  # a "/" in the run name must not nest folders
-    assert (site / "expectations" / "telco_churn" / "raw.html").is_file()
-    shutil.rmtree(site)
-    assert (build_data_docs(config, root=gx_root) / "index.html").is_file()  # full rebuild
+def test_a_missing_target_fails_even_if_the_config_allows_nulls(config: Config) -> None:
+    """A row without a label cannot be trained on: the target is never optional."""
+    target = dataclasses.replace(config.dataset.column("churned"), nullable=True)
+    columns = tuple(target if c.name == "churned" else c for c in config.dataset.columns)
+    lax = dataclasses.replace(config, dataset=dataclasses.replace(config.dataset, columns=columns))
+    df = csv_roundtrip(_set(demo_frame(), [7], "churned", np.nan), lax)
+    result = validate_raw_file(df, lax, run_name="lax")
+    assert not result.success
+    assert "churned has 1 missing value (2%)" in result.summary()
+
+
+def test_extra_columns_are_dropped_when_ignored(config: Config) -> None:
+    ignore = with_validation(config, extra_columns="ignore")
+    df = csv_roundtrip(demo_frame().assign(notes="call back", score="n/a"), ignore)
+    result = validate_raw_file(df, ignore, run_name="extra")
+    assert result.success, result.summary()
+    assert result.evaluated == len(build_raw_suite(ignore).expectations)
+    # Dropping the extras does not hide what the config does name.
+    broken = csv_roundtrip(demo_frame().assign(notes="x").drop(columns=["region"]), ignore)
+    summary = validate_raw_file(broken, ignore, run_name="extra-missing").summary()
+    assert "column region missing" in summary
+    assert "notes" not in summary
+
+
+def test_extra_and_missing_columns_are_each_named_once(raw, config: Config) -> None:
+    df = csv_roundtrip(demo_frame().assign(notes="x").drop(columns=["region"]), config)
+    result = raw(df)
+    summary = result.summary()
+    assert "unexpected column(s) ['notes']" in summary
+    assert summary.count("region") == 1  # by ExpectColumnToExist, not again by the set check
+    # Only missing columns: the column set check fails too but adds no second reason.
+    result = raw(csv_roundtrip(demo_frame().drop(columns=["region"]), config))
+    assert "expect_table_columns_to_match_set" in {f.expectation_type for f in result.failed}
+    assert result.summary().count("region") == 1
+    assert "unexpected column" not in result.summary()
 
 
 def training_frame(cfg: Config, n: int = 600) -> pd.DataFrame:
     return coerce_types(demo_frame(n), cfg.dataset)
 
 
-def test_training_set_passes(gx_root, config) -> None:
-    result = validate_training_set(training_frame(config), config, run_name="t", root=gx_root)
+def test_training_set_passes(config: Config) -> None:
+    result = validate_training_set(training_frame(config), config, run_name="t")
     assert result.success, result.summary()
     assert result.suite == "telco_churn.training"
 
@@ -240,64 +265,70 @@ def test_training_set_passes(gx_root, config) -> None:
         (lambda df: df.assign(support_calls=99.0), "support_calls out of range [0, 50]"),
     ],
 )
-def test_training_set_defects_fail(gx_root, config, defect, reason) -> None:
+def test_training_set_defects_fail(config, defect, reason) -> None:
     df = defect(training_frame(config))
-    result = validate_training_set(df, config, run_name="t-bad", root=gx_root)
+    result = validate_training_set(df, config, run_name="t-bad")
     assert not result.success
     assert reason in result.summary()
 
 
-def test_get_context_twice_writes_nothing(tmp_path: Path, config: Config) -> None:
-    root = copy_context(tmp_path)
-    committed = snapshot(root / "gx")
-    get_context(config, root)
-    after_first = snapshot(root / "gx")
-    # The committed files are in step with the config: opening them rewrites none of them.
-    assert {k: v for k, v in after_first.items() if not k.startswith("uncommitted")} == committed
-    get_context(config, root)
-    assert snapshot(root / "gx") == after_first
+def test_the_context_is_in_memory_and_built_once_per_config(config: Config) -> None:
+    context = get_context(config)
+    assert type(context).__name__ == "EphemeralDataContext"
+    assert get_context(config) is context
+    assert context.variables.analytics_enabled is False
+    for name, suite in (
+        (RAW_CHECKPOINT, "telco_churn.raw"),
+        (TRAINING_CHECKPOINT, "telco_churn.training"),
+    ):
+        checkpoint = context.checkpoints.get(name)
+        assert checkpoint.actions == []  # no Data Docs: nothing rendered, nothing written
+        assert checkpoint.result_format == RESULT_FORMAT
+        assert [v.suite.name for v in checkpoint.validation_definitions] == [suite]
+    other = with_validation(config, min_rows=5)
+    assert get_context(other) is not context
 
 
-def test_get_context_creates_a_context_equal_to_the_committed_one(tmp_path, config) -> None:
-    get_context(config, tmp_path)
-    for suite in ("raw", "training"):
-        fresh = json.loads((tmp_path / "gx/expectations/telco_churn" / f"{suite}.json").read_text())
-        committed = json.loads(
-            (COMMITTED / "expectations/telco_churn" / f"{suite}.json").read_text()
-        )
-        assert suite_spec(fresh) == suite_spec(committed)
-    fresh_files = {k for k in snapshot(tmp_path / "gx") if not k.startswith("uncommitted")}
-    committed_files = {k for k in snapshot(COMMITTED) if not k.startswith("uncommitted")}
-    assert fresh_files == committed_files
-    assert context_dir(tmp_path) == tmp_path / "gx"
-
-
-def test_a_config_edit_updates_the_context_once(tmp_path: Path, config: Config) -> None:
-    root = copy_context(tmp_path)
-    edited = dataclasses.replace(
-        config, validation=dataclasses.replace(config.validation, min_rows=5)
-    )
+def test_contexts_of_several_configs_coexist(config: Config) -> None:
+    """Tests (and a long-lived process) validate against several configs in turn."""
     small = demo_frame(10)
-    assert not validate_raw_file(small, config, run_name="before", root=root).success
-    assert validate_raw_file(small, edited, run_name="after", root=root).success
-    suite = json.loads((root / "gx/expectations/telco_churn/raw.json").read_text())
-    assert suite_spec(suite) == suite_spec(build_raw_suite(edited))
-    settled = snapshot(root / "gx")
-    get_context(edited, root)
-    assert snapshot(root / "gx") == settled
-
-
-def test_a_renamed_dataset_leaves_no_stale_files(tmp_path: Path, config: Config) -> None:
-    root = copy_context(tmp_path)
+    lenient = with_validation(config, min_rows=5)
+    assert not validate_raw_file(small, config, run_name="before").success
+    assert validate_raw_file(small, lenient, run_name="lenient").success
+    assert not validate_raw_file(small, config, run_name="again").success
     renamed = dataclasses.replace(
         config, dataset=dataclasses.replace(config.dataset, name="churn_v2")
     )
-    get_context(renamed, root)
-    suites = sorted(
-        p.relative_to(root / "gx/expectations") for p in (root / "gx/expectations").rglob("*.json")
-    )
-    assert [str(p) for p in suites] == ["churn_v2/raw.json", "churn_v2/training.json"]
-    definitions = sorted(p.name for p in (root / "gx/validation_definitions").glob("*.json"))
-    assert definitions == ["churn_v2.raw.json", "churn_v2.training.json"]
-    checkpoint = json.loads((root / "gx/checkpoints/raw_file.json").read_text())
-    assert [v["name"] for v in checkpoint["validation_definitions"]] == ["churn_v2.raw"]
+    assert validate_raw_file(demo_frame(), renamed, run_name="renamed").suite == "churn_v2.raw"
+
+
+def test_validation_keeps_no_results_and_writes_no_files(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # anything written relative to the working directory shows
+    fresh = with_validation(config, min_rows=21)  # a context not built by an earlier test
+    before = snapshot(PROJECT_ROOT / "validation")
+    assert validate_raw_file(demo_frame(), fresh, run_name="batch/sub dir/a.csv").success
+    assert validate_training_set(training_frame(fresh), fresh, run_name="train").success
+    assert snapshot(PROJECT_ROOT / "validation") == before
+    assert list(tmp_path.iterdir()) == []
+    assert get_context(fresh).validation_results_store.list_keys() == []
+
+
+def test_great_expectations_logs_nothing_below_warning(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Task logs keep the pipeline's own lines; GX alone logs hundreds at INFO."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="great_expectations")  # as if nothing quieted it yet
+    fresh = with_validation(config, min_rows=19)  # builds a new context: quiets the loggers
+    assert validate_raw_file(demo_frame(), fresh, run_name="quiet").success
+    df = csv_roundtrip(_set(demo_frame(), [3], "monthly_charges", "n/a"), fresh)
+    assert not validate_raw_file(df, fresh, run_name="quiet-bad").success
+    assert validate_training_set(training_frame(fresh), fresh, run_name="quiet").success
+    noisy = [
+        f"{r.name}: {r.getMessage()}"
+        for r in caplog.records
+        if r.name.startswith("great_expectations") and r.levelno < logging.WARNING
+    ]
+    assert noisy == []

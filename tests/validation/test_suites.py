@@ -1,23 +1,49 @@
-"""The suites follow the config alone, and the committed GX files match what the config produces."""
+"""The suites follow the config alone, and the raw suite applies every column rule of the
+training suite, so a file the training gate would reject cannot pass ingest."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from typing import Any
 
 import pytest
-import yaml
 
 from retrain.config import Config, parse_config
-from validation.context import CONTEXT_ROOT, RAW_CHECKPOINT, TRAINING_CHECKPOINT
-from validation.suites import (
-    NUMERIC_REGEX,
-    build_raw_suite,
-    build_training_suite,
-    suite_spec,
-)
+from validation.suites import NUMERIC_REGEX, build_raw_suite, build_training_suite
 
-COMMITTED = CONTEXT_ROOT / "gx"
+# The only rules that need the whole training set; everything else must also hold per file.
+SET_LEVEL = {"expect_table_row_count_to_be_between", "expect_column_mean_to_be_between"}
+
+LOANS = {
+    "dataset": {
+        "name": "loans",
+        "id_column": "loan_id",
+        "time_column": "applied_at",
+        "target": "defaulted",
+        "columns": {
+            "loan_id": {"dtype": "int", "min": 1},  # numeric id, nullable left at its default
+            "applied_at": "datetime",
+            "amount": {"dtype": "float", "max": 1e6, "max_missing_fraction": 0.0},
+            "term_months": "int",  # numeric without bounds
+            "purpose": "string",  # free text: not in the feature table
+            "defaulted": "int",  # nullable by default: the target is still checked not null
+        },
+    },
+    "validation": {
+        "min_rows": 3,
+        "max_missing_fraction": 1.0,
+        "training_min_rows": 7,
+        "extra_columns": "ignore",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def loans() -> Config:
+    """A config unlike retrain.toml: other names, a numeric id, no categories, ignore extras."""
+    return parse_config(LOANS, env={})
 
 
 def expectations(suite) -> dict[tuple[str, str | None], dict]:
@@ -35,11 +61,16 @@ def test_raw_suite_covers_every_configured_rule(config: Config) -> None:
     assert suite.name == "telco_churn.raw"
     got = expectations(suite)
     assert got[("expect_table_row_count_to_be_between", None)]["min_value"] == 20
+    columns = got[("expect_table_columns_to_match_set", None)]
+    assert columns["column_set"] == list(config.dataset.column_names)
+    assert columns.get("exact_match", True) is True  # GX's default; False ignores extras
     for name in config.dataset.column_names:
         assert ("expect_column_to_exist", name) in got
+    assert ("expect_column_values_to_be_unique", "customer_id") in got
     not_null = "expect_column_values_to_not_be_null"
     assert "mostly" not in got[(not_null, "customer_id")]  # nullable = false
     assert "mostly" not in got[(not_null, "contract")]
+    assert "mostly" not in got[(not_null, "churned")]
     assert got[(not_null, "total_charges")]["mostly"] == 0.7  # its own max_missing_fraction
     assert got[(not_null, "region")]["mostly"] == 0.8  # the [validation] default
     for name in ("tenure_months", "monthly_charges", "total_charges", "data_usage_gb"):
@@ -53,6 +84,7 @@ def test_raw_suite_covers_every_configured_rule(config: Config) -> None:
     # The target's {0, 1} set check subsumes a numeric and a range check.
     assert ("expect_column_values_to_be_between", "churned") not in got
     assert ("expect_column_values_to_match_regex", "churned") not in got
+    assert ("expect_column_mean_to_be_between", "churned") not in got  # set-level only
 
 
 def test_training_suite_covers_size_labels_ids_and_ranges(config: Config) -> None:
@@ -68,41 +100,67 @@ def test_training_suite_covers_size_labels_ids_and_ranges(config: Config) -> Non
     assert ranged == {"tenure_months", "monthly_charges", "total_charges", "support_calls"} | {
         "data_usage_gb"
     }
+    # Typed table: no text checks, and no file-only schema rule.
+    kinds = {kind for kind, _ in got}
+    assert "expect_column_values_to_match_regex" not in kinds
+    assert "expect_table_columns_to_match_set" not in kinds
 
 
-def test_suites_are_built_from_any_dataset_config() -> None:
-    raw = {
-        "dataset": {
-            "name": "loans",
-            "id_column": "loan_id",
-            "time_column": "applied_at",
-            "target": "defaulted",
-            "columns": {
-                "loan_id": {"dtype": "string", "nullable": False},
-                "applied_at": "datetime",
-                "amount": {"dtype": "float", "max": 1e6, "max_missing_fraction": 0.0},
-                "grade": {"dtype": "category", "categories": ["A", "B"]},
-                "defaulted": {"dtype": "int", "nullable": False},
-            },
-        },
-        "validation": {"min_rows": 3, "max_missing_fraction": 1.0, "training_min_rows": 7},
-    }
-    cfg = parse_config(raw, env={})
-    suite = build_raw_suite(cfg)
+def _spec(expectation: dict[str, Any]) -> tuple[str, str]:
+    return expectation["type"], json.dumps(expectation["kwargs"], sort_keys=True)
+
+
+@pytest.mark.parametrize("which", ["shipped", "loans"])
+def test_every_training_column_rule_is_also_a_raw_rule(which, config, loans) -> None:
+    """Whatever the training gate checks per row must already fail the file at ingest: else one
+    bad file passes and every later training set fails, and the pipeline stalls for good."""
+    cfg = config if which == "shipped" else loans
+    raw = {_spec(e) for e in build_raw_suite(cfg).to_json_dict()["expectations"]}
+    training = build_training_suite(cfg).to_json_dict()["expectations"]
+    shared = [_spec(e) for e in training if e["type"] not in SET_LEVEL]
+    assert shared, "the training suite has no column rules"
+    assert [s for s in shared if s not in raw] == []
+    kinds = {kind for kind, _ in shared}
+    assert {"expect_column_values_to_be_unique", "expect_column_values_to_not_be_null"} <= kinds
+    assert {e["type"] for e in training if e["type"] in SET_LEVEL} == SET_LEVEL
+
+
+def test_suites_are_built_from_any_dataset_config(loans: Config) -> None:
+    suite = build_raw_suite(loans)
     got = expectations(suite)
     assert suite.name == "loans.raw"
     assert got[("expect_table_row_count_to_be_between", None)]["min_value"] == 3
     assert got[("expect_column_values_to_be_between", "amount")]["max_value"] == 1e6
+    assert got[("expect_column_values_to_be_between", "loan_id")]["min_value"] == 1
     assert got[("expect_column_values_to_not_be_null", "amount")].get("mostly", 1) == 1
-    # max_missing_fraction = 1.0: any amount of missing values is fine, so no expectation
-    assert ("expect_column_values_to_not_be_null", "grade") not in got
-    assert got[("expect_column_values_to_be_in_set", "grade")]["value_set"] == ["A", "B"]
-    assert {col for _, col in got} == {None, "loan_id", "applied_at", "amount", "grade"} | {
-        "defaulted"
-    }
-    training = build_training_suite(cfg)
-    assert training.name == "loans.training"
-    assert ("expect_column_values_to_be_unique", "loan_id") in expectations(training)
+    # max_missing_fraction = 1.0: any amount of missing values is fine, so no expectation...
+    assert ("expect_column_values_to_not_be_null", "purpose") not in got
+    assert ("expect_column_values_to_not_be_null", "loan_id") not in got
+    # ...except for the target, which must be labelled even though the config forgot it.
+    assert "mostly" not in got[("expect_column_values_to_not_be_null", "defaulted")]
+    assert ("expect_column_values_to_be_unique", "loan_id") in got
+    # extra_columns = "ignore": the extra columns are dropped before validation instead.
+    assert ("expect_table_columns_to_match_set", None) not in got
+    assert ("expect_column_values_to_be_in_set", "purpose") not in got
+    assert {col for _, col in got} == {None} | set(loans.dataset.column_names)
+    training = expectations(build_training_suite(loans))
+    assert build_training_suite(loans).name == "loans.training"
+    assert ("expect_column_values_to_be_unique", "loan_id") in training
+    # Free text and unbounded numbers are not in the training table's checks.
+    assert {col for _, col in training} == {None, "loan_id", "amount", "defaulted"}
+
+
+def test_extra_columns_policy_only_changes_the_raw_schema_rule(config: Config) -> None:
+    ignore = dataclasses.replace(
+        config, validation=dataclasses.replace(config.validation, extra_columns="ignore")
+    )
+    rejecting, ignoring = (
+        expectations(build_raw_suite(config)),
+        expectations(build_raw_suite(ignore)),
+    )
+    assert set(rejecting) - set(ignoring) == {("expect_table_columns_to_match_set", None)}
+    assert set(ignoring) <= set(rejecting)
+    assert expectations(build_training_suite(ignore)) == expectations(build_training_suite(config))
 
 
 @pytest.mark.parametrize(
@@ -125,52 +183,3 @@ def test_suites_are_built_from_any_dataset_config() -> None:
 )
 def test_numeric_regex(text: str, numeric: bool) -> None:
     assert bool(re.search(NUMERIC_REGEX, text)) is numeric
-
-
-def _committed_suites() -> dict[str, dict]:
-    files = sorted((COMMITTED / "expectations").rglob("*.json"))
-    return {(data := json.loads(p.read_text()))["name"]: data for p in files}
-
-
-def test_committed_suites_match_the_config(config: Config) -> None:
-    """Fails when retrain.toml changed but `get_context(load_config())` was not re-run."""
-    committed = _committed_suites()
-    expected = {s.name: s for s in (build_raw_suite(config), build_training_suite(config))}
-    assert sorted(committed) == sorted(expected)
-    for name, suite in expected.items():
-        assert suite_spec(committed[name]) == suite_spec(suite), f"{name} is stale: regenerate"
-
-
-def test_committed_checkpoints_and_definitions_wire_the_suites(config: Config) -> None:
-    suites = _committed_suites()
-    definitions = {
-        d["name"]: d
-        for d in (
-            json.loads(p.read_text()) for p in (COMMITTED / "validation_definitions").glob("*.json")
-        )
-    }
-    assert sorted(definitions) == sorted(suites)
-    for name, definition in definitions.items():
-        assert definition["suite"]["id"] == suites[name]["id"]
-    checkpoints = {
-        p.stem: json.loads(p.read_text()) for p in (COMMITTED / "checkpoints").glob("*.json")
-    }
-    assert sorted(checkpoints) == sorted([RAW_CHECKPOINT, TRAINING_CHECKPOINT])
-    wired = {n: [v["name"] for v in c["validation_definitions"]] for n, c in checkpoints.items()}
-    assert wired == {
-        RAW_CHECKPOINT: ["telco_churn.raw"],
-        TRAINING_CHECKPOINT: ["telco_churn.training"],
-    }
-    for checkpoint in checkpoints.values():
-        assert [a["type"] for a in checkpoint["actions"]] == ["update_data_docs"]
-    project = yaml.safe_load((COMMITTED / "great_expectations.yml").read_text())
-    assert project["analytics_enabled"] is False
-    assert project["progress_bars"] == {"globally": False, "metric_calculations": False}
-    assert "pandas" in project["fluent_datasources"]
-
-
-def test_committed_tree_has_no_uncommitted_artifacts_outside_uncommitted() -> None:
-    allowed = {"expectations", "checkpoints", "validation_definitions", "plugins", "uncommitted"}
-    top = {p.name for p in COMMITTED.iterdir() if p.is_dir()}
-    assert top <= allowed
-    assert (COMMITTED / ".gitignore").read_text().strip().endswith("uncommitted/")

@@ -1,0 +1,140 @@
+"""The bucket's key layout: every key the pipeline derives is built here, and nowhere else.
+
+Stdlib only. Names that come from users (landing keys) reach this module only after
+:func:`retrain.keys.classify_landing_key` turned them into safe relative names, so nothing built
+here can leave its prefix.
+
+::
+
+    landing/<name>                                     the drop zone
+    raw/ingest_date=<day>/batch=<batch>/<name>         accepted files, byte for byte
+    quarantine/ingest_date=<day>/batch=<batch>/<name>  rejected (or retracted) files
+        ... <name>.report.json                         why, with the failed expectations
+    features/ingest_date=<day>/batch=<batch>/<name>.parquet
+    ledger/objects/<object_id>.json                    one claim per landed object (exactly-once)
+    ledger/content/<sha256>.json                       accepted content (duplicate uploads)
+    ledger/ids/<sha256>.parquet                        ids of accepted content (duplicate ids)
+    ledger/staging/ids/<sha256>.parquet                ids of validated, not yet accepted content
+    ledger/actions/<when>-<kind>-<token>.json          retract / replay records (who, when, why)
+    reports/validations/<batch>/<object_id>.json       each file's validation result
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from retrain.config import Config, StorageConfig
+
+REPORT_SUFFIX = ".report.json"
+BATCH_MARK = "batch="
+
+
+def format_last_modified(value: datetime) -> str:
+    """An object's LastModified as the trigger and every lister spell it (part of its identity).
+    botocore parses it as an aware datetime; a naive one means UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def object_id(key: str, etag: str, last_modified: str) -> str:
+    """The identity of one landed object: the same upload keeps it across listings and retries,
+    a new upload under the same name (new time, maybe new bytes) gets a new one."""
+    text = f"{key}\n{etag.strip(chr(34))}\n{last_modified}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Layout:
+    s: StorageConfig
+
+    @classmethod
+    def of(cls, cfg: Config) -> Layout:
+        return cls(cfg.storage)
+
+    # -- data ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def partition(day: str, batch_id: str) -> str:
+        return f"ingest_date={day}/{BATCH_MARK}{batch_id}/"
+
+    def raw_key(self, name: str, day: str, batch_id: str) -> str:
+        return f"{self.s.raw_prefix}{self.partition(day, batch_id)}{name}"
+
+    def quarantine_key(self, name: str, day: str, batch_id: str) -> str:
+        return f"{self.s.quarantine_prefix}{self.partition(day, batch_id)}{name}"
+
+    @staticmethod
+    def report_key(quarantine_key: str) -> str:
+        return quarantine_key + REPORT_SUFFIX
+
+    def landing_key(self, name: str) -> str:
+        return f"{self.s.landing_prefix}{name}"
+
+    def retracted_key(self, raw_key: str) -> str:
+        """Where a retracted raw file goes: the same partition and name under quarantine/."""
+        return self.s.quarantine_prefix + self._relative(raw_key, self.s.raw_prefix)
+
+    def feature_key(self, raw_key: str) -> str:
+        """The full landed name plus ``.parquet``: ``a.csv`` and ``a.parquet`` in one batch are
+        two files and must stay two feature files (stripping the extension merged them)."""
+        return f"{self.s.features_prefix}{self._relative(raw_key, self.s.raw_prefix)}.parquet"
+
+    @staticmethod
+    def name_in_partition(key: str) -> str:
+        """``raw/ingest_date=D/batch=B/sub/a.csv`` -> ``sub/a.csv`` (the name as it landed)."""
+        _, mark, rest = key.partition("/" + BATCH_MARK)
+        if not mark:
+            return posixpath.basename(key)
+        return rest.partition("/")[2]
+
+    @staticmethod
+    def batch_of(key: str) -> str | None:
+        _, mark, rest = key.partition("/" + BATCH_MARK)
+        return rest.partition("/")[0] if mark else None
+
+    @staticmethod
+    def _relative(key: str, prefix: str) -> str:
+        if not key.startswith(prefix):
+            raise ValueError(f"{key!r} is not under {prefix!r}")
+        return key[len(prefix) :]
+
+    # -- ledger -------------------------------------------------------------------------------
+
+    @property
+    def claims_prefix(self) -> str:
+        return f"{self.s.ledger_prefix}objects/"
+
+    def claim_key(self, oid: str) -> str:
+        return f"{self.claims_prefix}{oid}.json"
+
+    def content_key(self, sha256: str) -> str:
+        return f"{self.s.ledger_prefix}content/{sha256}.json"
+
+    @property
+    def ids_prefix(self) -> str:
+        return f"{self.s.ledger_prefix}ids/"
+
+    def ids_key(self, sha256: str) -> str:
+        return f"{self.ids_prefix}{sha256}.parquet"
+
+    def staged_ids_key(self, sha256: str) -> str:
+        return f"{self.s.ledger_prefix}staging/ids/{sha256}.parquet"
+
+    @property
+    def actions_prefix(self) -> str:
+        return f"{self.s.ledger_prefix}actions/"
+
+    def action_key(self, when: datetime, kind: str, token: str) -> str:
+        return f"{self.actions_prefix}{when:%Y%m%dT%H%M%S%fZ}-{kind}-{token}.json"
+
+    # -- reports ------------------------------------------------------------------------------
+
+    def validation_result_key(self, batch_id: str, oid: str) -> str:
+        return f"{self.s.reports_prefix}validations/{batch_id}/{oid}.json"
+
+    def training_report_key(self, token: str) -> str:
+        return f"{self.s.reports_prefix}training/{token}.json"

@@ -1,0 +1,401 @@
+"""Ingest: validate every landed object, then route each one exactly once.
+
+Two steps, so that the slow part runs in parallel and the part that must be exactly-once does
+not:
+
+- :func:`validate_files` (one call per chunk of a batch, in parallel Airflow tasks) reads each
+  object, hashes it, runs the raw GX checkpoint and stores the result in the bucket. It moves
+  nothing, so running it twice is harmless.
+- :func:`route_batch` (one call per batch) decides each object's fate with everything the batch
+  and the history know (same bytes already accepted? ids already ingested?), *claims* the object
+  in the ledger before it moves, then moves it. A retry, or the next run after a crash, finds the
+  claim and finishes it, so an object lands in exactly one of raw/ and quarantine/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from retrain import reports
+from retrain.config import Config
+from retrain.keys import classify_landing_key
+from retrain.layout import Layout, object_id
+from retrain.ledger import Claim, IdIndex, Ledger
+from retrain.steps.reporting import publish_index
+from retrain.storage import ObjectNotFound, S3Storage
+from retrain.tables import UnreadableFile, read_table
+
+log = logging.getLogger(__name__)
+
+Fate = Literal["accept", "quarantine", "skip"]
+
+
+def batch_id_for(run_id: str) -> str:
+    """A short, stable batch id per DAG run: a retried task writes to the same place."""
+    return hashlib.sha256(run_id.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """One object of the trigger's listing."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: str
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> LandedFile:
+        return cls(item["key"], item["etag"], int(item["size"]), item.get("last_modified", ""))
+
+    @property
+    def object_id(self) -> str:
+        return object_id(self.key, self.etag, self.last_modified)
+
+
+@dataclass(frozen=True)
+class FileVerdict:
+    """What validation found for one landed object (small: it travels through XCom)."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: str
+    object_id: str
+    fate: Fate
+    reason: str
+    name: str = ""  # safe name under the batch partition
+    sha256: str | None = None
+    rows: int | None = None
+    result_key: str | None = None
+    failed: tuple[dict[str, Any], ...] = ()  # failed expectations, for the quarantine report
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> FileVerdict:
+        return cls(**{**data, "failed": tuple(data.get("failed") or ())})
+
+
+def landed_files(storage: S3Storage, cfg: Config) -> list[dict[str, Any]]:
+    """landing/ as the trigger lists it (ignored names left out): for the CLI, tests, benchmarks."""
+    from retrain.layout import format_last_modified
+
+    prefix, patterns = cfg.storage.landing_prefix, cfg.ingest.ignore_patterns
+    return [
+        {
+            "key": o.key,
+            "etag": o.etag.strip('"'),
+            "size": o.size,
+            "last_modified": format_last_modified(o.last_modified),
+        }
+        for o in storage.iter_objects(prefix)
+        if classify_landing_key(o.key, prefix, patterns, o.size).action != "ignore"
+    ]
+
+
+def plan_chunks(files: list[dict[str, Any]], tasks: int) -> list[list[dict[str, Any]]]:
+    """Split a batch into at most ``tasks`` chunks of about equal bytes (largest first)."""
+    chunks: list[list[dict[str, Any]]] = [[] for _ in range(max(1, min(tasks, len(files))))]
+    loads = [0] * len(chunks)
+    for item in sorted(files, key=lambda f: (-int(f.get("size", 0)), f["key"])):
+        i = loads.index(min(loads))
+        chunks[i].append(item)
+        loads[i] += int(item.get("size", 0)) or 1
+    return [c for c in chunks if c]
+
+
+def validate_files(
+    storage: S3Storage, cfg: Config, files: Iterable[dict[str, Any]], *, batch_id: str
+) -> list[FileVerdict]:
+    """Read, hash and gate each file; store each GX result; move nothing."""
+    ledger, layout = Ledger(storage, Layout.of(cfg)), Layout.of(cfg)
+    return [_validate_one(storage, cfg, ledger, layout, LandedFile.of(f), batch_id) for f in files]
+
+
+def _validate_one(
+    storage: S3Storage,
+    cfg: Config,
+    ledger: Ledger,
+    layout: Layout,
+    f: LandedFile,
+    batch_id: str,
+) -> FileVerdict:
+    from validation.gates import unreadable_file_result, validate_raw_file
+
+    base = FileVerdict(f.key, f.etag, f.size, f.last_modified, f.object_id, "skip", "")
+    if ledger.get_claim(f.object_id) is not None:
+        return replace(base, reason="claimed by an earlier run: finishing what it decided")
+    fate = classify_landing_key(
+        f.key, cfg.storage.landing_prefix, cfg.ingest.ignore_patterns, f.size
+    )
+    if fate.action == "ignore":
+        return replace(base, reason=fate.reason)
+    if fate.action == "quarantine":
+        return replace(base, fate="quarantine", reason=fate.reason, name=fate.name)
+    try:
+        data, etag = storage.get_bytes_with_etag(f.key)
+    except ObjectNotFound:
+        return replace(base, reason="gone from landing/ before it was read (deleted by its owner?)")
+    if etag.strip('"') != f.etag.strip('"'):
+        return replace(base, reason="replaced by a new upload since it was listed: next batch")
+    sha = hashlib.sha256(data).hexdigest()
+    base = replace(base, name=fate.name, sha256=sha)
+    rows = None
+    try:
+        df = read_table(data, fate.name, cfg.dataset)
+        rows = len(df)
+        result = validate_raw_file(df, cfg, run_name=f"{batch_id}-{f.object_id}")
+    except UnreadableFile as exc:
+        result = unreadable_file_result(fate.name, exc, cfg)
+    except Exception as exc:
+        # A file that crashes the gate would otherwise fail every retry and every later batch
+        # behind it: quarantine it with the error, keep the pipeline moving.
+        log.exception("validating %s crashed", f.key)
+        result = unreadable_file_result(fate.name, f"validation crashed: {exc!r}", cfg)
+    result_key = layout.validation_result_key(batch_id, f.object_id)
+    storage.put_json(result_key, {"file": f.key, "object_id": f.object_id, **result.to_dict()})
+    if not result.success:
+        failed = tuple(
+            {"expectation_type": x.expectation_type, "column": x.column, "details": x.details}
+            for x in result.failed
+        )
+        return replace(
+            base,
+            fate="quarantine",
+            reason=result.summary(),
+            rows=rows,
+            result_key=result_key,
+            failed=failed,
+        )
+    ledger.stage_ids(sha, df[cfg.dataset.id_column])
+    return replace(base, fate="accept", reason="passed", rows=rows, result_key=result_key)
+
+
+# -- routing -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    source_key: str
+    dest_key: str
+    valid: bool
+    reason: str
+    report_key: str | None = None
+    rows: int | None = None
+    result_key: str | None = None  # the GX validation result (none for unsafe or empty keys)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    batch_id: str
+    outcomes: tuple[FileOutcome, ...]
+    skipped: tuple[dict[str, str], ...]
+    summary_key: str | None
+
+    @property
+    def raw_keys(self) -> tuple[str, ...]:
+        return tuple(o.dest_key for o in self.outcomes if o.valid)
+
+    @property
+    def quarantined(self) -> tuple[FileOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.valid)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "raw_keys": list(self.raw_keys),
+            "quarantined": [asdict(o) for o in self.quarantined],
+            "outcomes": [asdict(o) for o in self.outcomes],
+            "skipped": list(self.skipped),
+            "summary_key": self.summary_key,
+        }
+
+
+def route_batch(
+    storage: S3Storage,
+    cfg: Config,
+    verdicts: Iterable[FileVerdict | dict[str, Any]],
+    *,
+    batch_id: str,
+    now: datetime | None = None,
+) -> IngestResult:
+    """Decide, claim and move each validated object, in key order. Safe to run again."""
+    layout = Layout.of(cfg)
+    ledger = Ledger(storage, layout)
+    day = (now or datetime.now(UTC)).date().isoformat()
+    items = sorted(
+        (v if isinstance(v, FileVerdict) else FileVerdict.of(v) for v in verdicts),
+        key=lambda v: v.key,
+    )
+    index: IdIndex | None = None
+    outcomes: list[FileOutcome] = []
+    skipped: list[dict[str, str]] = []
+    for v in items:
+        claim = ledger.get_claim(v.object_id)
+        if claim is None:
+            if v.fate == "skip":
+                skipped.append({"key": v.key, "reason": v.reason})
+                log.info("skipped %s: %s", v.key, v.reason)
+                continue
+            if v.fate == "accept" and index is None:
+                index = ledger.id_index()
+            decided = _decide(v, cfg, ledger, layout, index, batch_id, day)
+            if decided.report_key:  # the report exists before the claim: a claim has its reason
+                storage.put_json(decided.report_key, _report(decided, v.failed))
+            claim = ledger.claim(decided)
+        outcome = _finish(storage, ledger, claim)
+        if outcome is None:
+            skipped.append({"key": v.key, "reason": "claimed, but in neither landing/ nor dest"})
+            continue
+        outcomes.append(outcome)
+        if claim.accepted and claim.sha256 and index is not None:
+            index.add(ledger.accepted_ids(claim.sha256), claim.sha256)
+    summary_key = _publish(storage, cfg, batch_id, outcomes) if outcomes else None
+    return IngestResult(batch_id, tuple(outcomes), tuple(skipped), summary_key)
+
+
+def _decide(
+    v: FileVerdict,
+    cfg: Config,
+    ledger: Ledger,
+    layout: Layout,
+    index: IdIndex | None,
+    batch_id: str,
+    day: str,
+) -> Claim:
+    """The fate of an unclaimed object, from its verdict and what was accepted before it."""
+    reason, duplicate_of, overlapping = v.reason, None, 0
+    accept = v.fate == "accept"
+    if accept and v.sha256 and (earlier := ledger.accepted_content(v.sha256)):
+        accept, duplicate_of = False, earlier["raw_key"]
+        reason = (
+            f"duplicate: the same bytes were already accepted as {earlier['raw_key']} "
+            f"(landed as {earlier['landed_as']}, batch {earlier['batch_id']})"
+        )
+    elif accept and index is not None and v.sha256:
+        overlap = index.overlap(ledger.staged_ids(v.sha256))
+        overlapping = overlap.count
+        if overlap.count and cfg.ingest.duplicate_ids == "reject":
+            earlier_files = [
+                (ledger.accepted_content(sha) or {}).get("raw_key", sha) for sha in overlap.earlier
+            ]
+            accept = False
+            reason = (
+                f"{overlap.count} {cfg.dataset.id_column} value(s) were already ingested "
+                f"(e.g. {list(overlap.examples)}) in {earlier_files[:3]}; [ingest] "
+                'duplicate_ids = "reject" (set "upsert" to let the newest row win)'
+            )
+        elif overlap.count:
+            reason = f"passed; {overlap.count} id(s) replace earlier rows (upsert)"
+    if accept:
+        dest, report = layout.raw_key(v.name, day, batch_id), None
+    else:
+        dest = layout.quarantine_key(v.name, day, batch_id)
+        report = layout.report_key(dest)
+    return Claim(
+        object_id=v.object_id,
+        key=v.key,
+        etag=v.etag,
+        last_modified=v.last_modified,
+        size=v.size,
+        sha256=v.sha256,
+        batch_id=batch_id,
+        verdict="raw" if accept else "quarantine",
+        dest_key=dest,
+        reason=reason,
+        decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        rows=v.rows,
+        report_key=report,
+        result_key=v.result_key,
+        duplicate_of=duplicate_of,
+        overlapping_ids=overlapping,
+    )
+
+
+def _finish(storage: S3Storage, ledger: Ledger, claim: Claim) -> FileOutcome | None:
+    """Do what the claim says; every step is idempotent, so finishing twice is harmless."""
+    if claim.accepted:
+        ledger.record_content(claim)
+    current = storage.head_etag(claim.key)
+    if current is not None and current.strip('"') != claim.etag.strip('"'):
+        # The owner overwrote the object between listing and moving: the new upload is a new
+        # object (its own claim, next batch); the claimed version no longer exists to move.
+        log.warning(
+            "%s was replaced by a new upload before it moved: left for the next batch", claim.key
+        )
+    else:
+        try:
+            storage.move(claim.key, claim.dest_key)
+        except ObjectNotFound:
+            log.error("%s: claimed for %s but in neither place", claim.key, claim.dest_key)
+            return None
+    if claim.sha256:  # accepted ids were copied to ledger/ids/ by record_content
+        ledger.drop_staged_ids(claim.sha256)
+    if claim.accepted:
+        log.info("valid: %s -> %s (%s rows)", claim.key, claim.dest_key, claim.rows)
+    else:
+        log.warning(
+            "QUARANTINED %s -> %s: %s (report: %s)",
+            claim.key,
+            storage.uri(claim.dest_key),
+            claim.reason,
+            storage.uri(claim.report_key or ""),
+        )
+    return FileOutcome(
+        claim.key,
+        claim.dest_key,
+        claim.accepted,
+        claim.reason,
+        claim.report_key,
+        claim.rows,
+        claim.result_key,
+    )
+
+
+def _report(claim: Claim, failed: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    return {
+        "file": claim.key,
+        "quarantined_as": claim.dest_key,
+        "batch_id": claim.batch_id,
+        "reason": claim.reason,
+        "failed_expectations": list(failed),
+        "validation_result": claim.result_key,
+        "duplicate_of": claim.duplicate_of,
+        "object": {"etag": claim.etag, "size": claim.size, "last_modified": claim.last_modified},
+        "sha256": claim.sha256,
+        "decided_at": claim.decided_at,
+    }
+
+
+def _publish(storage: S3Storage, cfg: Config, batch_id: str, outcomes: list[FileOutcome]) -> str:
+    rp = cfg.storage.reports_prefix
+    entries = [
+        {
+            "file": o.source_key,
+            "status": "passed" if o.valid else "quarantined",
+            "reason": o.reason,
+            "destination": o.dest_key,
+            "report": o.report_key,
+            "result": o.result_key[len(rp) :] if o.result_key else None,
+        }
+        for o in outcomes
+    ]
+    key = reports.publish_validation_summary(storage, rp, batch_id, entries)
+    publish_index(storage, cfg)
+    return key
+
+
+def ingest_batch(
+    storage: S3Storage, cfg: Config, files: list[dict[str, Any]], *, batch_id: str
+) -> IngestResult:
+    """Validate and route a batch in one call (what the DAG does in several tasks)."""
+    return route_batch(
+        storage, cfg, validate_files(storage, cfg, files, batch_id=batch_id), batch_id=batch_id
+    )

@@ -1,0 +1,66 @@
+"""One real stack for every end-to-end test: S3-compatible server, Airflow scheduler,
+triggerer, dag-processor and api-server on free ports in a temp AIRFLOW_HOME (about 45 s to start
+on 2 cores, so the tests share it). Nothing is triggered by hand: files are dropped into
+landing/ and the DAGs run by themselves."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from retrain import devstack
+from retrain.config import Config, load_config
+from retrain.storage import S3Storage
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+FAST = {  # the triggerer polls landing/ every second and settles a batch after 2 s
+    "RETRAIN__ORCHESTRATION__POLL_INTERVAL": "1",
+    "RETRAIN__ORCHESTRATION__SETTLE_SECONDS": "2",
+}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
+    root = tmp_path_factory.mktemp("stack")
+    try:
+        yield devstack.start(root, bucket="retrain-e2e", overrides=FAST, parallelism=4)
+    finally:
+        devstack.stop(root)
+        assert devstack.load(root) is None
+
+
+@pytest.fixture(scope="session")
+def cfg(stack: devstack.Stack) -> Config:
+    return load_config(PROJECT_ROOT / "retrain.toml", env={**stack.env(), **FAST})
+
+
+@pytest.fixture(scope="session")
+def storage(cfg: Config, stack: devstack.Stack) -> S3Storage:
+    env = stack.env()
+    return S3Storage.from_config(
+        cfg.storage,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+@contextlib.contextmanager
+def explain_failure(stack: devstack.Stack) -> Iterator[None]:
+    """A red run prints the logs of the failed Airflow tasks, so CI explains itself."""
+    try:
+        yield
+    except BaseException:
+        print(stack.api.failed_task_logs(list(devstack.DAG_IDS), limit_runs=5))
+        for name in ("scheduler", "triggerer", "dag-processor"):
+            log_path = Path(stack.root) / "logs" / f"{name}.log"
+            print(f"--- {name} log tail\n{devstack.tail_log(log_path)}")
+        raise
+
+
+@pytest.fixture
+def explain(stack: devstack.Stack):
+    """``with explain():`` around the part of a test that waits on the stack."""
+    return lambda: explain_failure(stack)
