@@ -15,10 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
-from retrain.airflow_api import AirflowApi
+from retrain.airflow_api import AirflowApi, AirflowApiError
 from retrain.s3server import free_port, start_s3_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +52,10 @@ class Stack:
     bucket: str
     pids: dict[str, int]
     ports: dict[str, int]
+    # What Airflow was started with, so a component restarted later gets the same environment
+    # (defaults keep a stack.json written before these fields loadable).
+    parallelism: int = 4
+    overrides: dict[str, str] = field(default_factory=dict)
 
     @property
     def api(self) -> AirflowApi:
@@ -227,13 +232,72 @@ def start(
             bucket=bucket,
             pids=pids,
             ports=ports,
+            parallelism=parallelism,
+            overrides=dict(overrides or {}),
         )
-        (root / STATE_FILE).write_text(json.dumps(asdict(stack), indent=2))
+        _save(stack)
         _wait_airflow(stack, ready_timeout, logs, log)
     except BaseException:
         _kill_groups(pids)
         raise
     return stack
+
+
+def _save(stack: Stack) -> None:
+    (Path(stack.root) / STATE_FILE).write_text(json.dumps(asdict(stack), indent=2))
+
+
+def restart(stack: Stack, name: str, *, ready_timeout: float = 120.0) -> Stack:
+    """Start the Airflow component ``name`` again, as :func:`start` did; return the new record.
+
+    For fault tests and operators: whatever is left of the old process group is stopped first,
+    the new pid is written to ``stack.json`` (so :func:`stop` still ends everything), and this
+    returns once the process is up and the api-server reports every component healthy.
+    """
+    if name not in AIRFLOW_COMPONENTS:
+        raise ValueError(f"cannot restart {name!r}: one of {', '.join(AIRFLOW_COMPONENTS)}")
+    root = Path(stack.root)
+    _kill_groups({name: stack.pids[name]})
+    env = airflow_env(
+        root,
+        s3_endpoint=stack.s3_endpoint,
+        bucket=stack.bucket,
+        ports=stack.ports,
+        parallelism=stack.parallelism,
+        overrides=stack.overrides,
+    )
+    log_path = root / "logs" / f"{name}.log"
+    since = datetime.now(UTC)
+    pid = _spawn([_airflow_bin(), *AIRFLOW_COMPONENTS[name]], env, log_path)
+    restarted = replace(stack, pids={**stack.pids, name: pid})
+    _save(restarted)
+
+    def ready() -> bool:
+        if not _alive(pid):
+            raise StackError(f"{name} exited after restart:\n{tail_log(log_path)}")
+        try:
+            health = restarted.api.health()
+        except AirflowApiError:
+            return False
+        return restarted.api.is_healthy() and heartbeat_since(health, name, since)
+
+    wait_for(ready, timeout=ready_timeout, interval=1.0, what=f"{name} to be healthy again")
+    return restarted
+
+
+def heartbeat_since(health: dict, name: str, since: datetime) -> bool:
+    """Whether the health answer shows a heartbeat of component ``name`` at or after ``since``:
+    a component killed moments ago still counts as healthy until its last heartbeat ages out,
+    so only a fresh heartbeat proves the new process runs. Components without one (the
+    api-server) answer at all or not."""
+    part = name.replace("-", "_")
+    if part not in health or part == "metadatabase":
+        return True
+    beat = (health.get(part) or {}).get(f"latest_{part}_heartbeat")
+    if not beat:
+        return False
+    when = datetime.fromisoformat(beat)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)) >= since
 
 
 def _airflow_bin() -> str:

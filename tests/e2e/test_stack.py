@@ -41,8 +41,9 @@ def test_a_dropped_batch_is_validated_featurized_trained_and_deployed(stack, cfg
     assert champion is not None and champion.version == summary["version"]
     assert summary["decision"]["deploy"] is True
     assert champion.metrics["auc"] > 0.7
-    trained_on = registry.load_metadata(champion.version)["feature_keys"]
-    assert len(trained_on) == 2, "week.csv and week.parquet are two feature files"
+    trained_on = set(registry.load_metadata(champion.version)["feature_keys"])
+    mine = {Layout.of(cfg).feature_key(f["dest_key"]) for f in summary["files"]}
+    assert len(mine) == 2 and mine <= trained_on, "week.csv and week.parquet: two feature files"
     assert storage.exists(report_keys(cfg.storage.reports_prefix, champion.version).decision)
     assert storage.exists(index_key(cfg.storage.reports_prefix))
     results = storage.list_objects(f"{cfg.storage.reports_prefix}validations/")

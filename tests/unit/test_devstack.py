@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
-from retrain.devstack import AIRFLOW_COMPONENTS, airflow_env
+from retrain.devstack import (
+    AIRFLOW_COMPONENTS,
+    STATE_FILE,
+    Stack,
+    _save,
+    airflow_env,
+    heartbeat_since,
+    load,
+)
 
 PORTS = {"s3": 1001, "api": 1002, "worker_log": 1003, "trigger_log": 1004}
 
@@ -46,3 +55,44 @@ def test_the_connection_points_at_the_local_bucket(tmp_path: Path) -> None:
     assert conn["extra"]["endpoint_url"] == "http://127.0.0.1:1001"
     assert env["RETRAIN__STORAGE__BUCKET"] == "b"
     assert env["RETRAIN__ORCHESTRATION__POLL_INTERVAL"] == "1"
+
+
+def test_a_stack_remembers_how_airflow_was_started_and_reads_older_records(tmp_path: Path) -> None:
+    stack = Stack(
+        root=str(tmp_path),
+        s3_endpoint="http://127.0.0.1:1001",
+        api_url="http://127.0.0.1:1002",
+        bucket="b",
+        pids={"s3": 11, "triggerer": 12},
+        ports=PORTS,
+        parallelism=3,
+        overrides={"RETRAIN__ORCHESTRATION__POLL_INTERVAL": "1"},
+    )
+    _save(stack)
+    assert load(tmp_path) == stack
+    # a stack.json written before parallelism and overrides were recorded
+    old = json.loads((tmp_path / STATE_FILE).read_text())
+    del old["parallelism"], old["overrides"]
+    (tmp_path / STATE_FILE).write_text(json.dumps(old))
+    loaded = load(tmp_path)
+    assert loaded is not None and (loaded.parallelism, loaded.overrides) == (4, {})
+
+
+def test_only_a_heartbeat_after_the_restart_proves_the_new_process_runs() -> None:
+    since = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+    health = {
+        "metadatabase": {"status": "healthy"},
+        "triggerer": {
+            "status": "healthy",
+            "latest_triggerer_heartbeat": "2026-05-01T11:59:58+00:00",
+        },
+        "dag_processor": {
+            "status": "healthy",
+            "latest_dag_processor_heartbeat": "2026-05-01T12:00:03.5+00:00",
+        },
+        "scheduler": {"status": "healthy", "latest_scheduler_heartbeat": None},
+    }
+    assert not heartbeat_since(health, "triggerer", since), "the killed process's last beat"
+    assert heartbeat_since(health, "dag-processor", since)
+    assert not heartbeat_since(health, "scheduler", since)
+    assert heartbeat_since(health, "api-server", since), "answering is its only sign of life"
