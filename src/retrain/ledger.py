@@ -157,7 +157,9 @@ class Ledger:
 
     def stage_ids(self, sha256: str, ids: pd.Series) -> None:
         buf = io.BytesIO()
-        pd.DataFrame({ID_COLUMN: ids.astype(str).to_numpy()}).to_parquet(buf, index=False)
+        pd.DataFrame({ID_COLUMN: ids.astype(str).reset_index(drop=True)}).to_parquet(
+            buf, index=False
+        )
         self.storage.put_bytes(self.layout.staged_ids_key(sha256), buf.getvalue())
 
     def staged_ids(self, sha256: str) -> pd.Series:

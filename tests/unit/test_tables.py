@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from retrain.config import Config
-from retrain.tables import UnreadableFile, coerce_types, parse_timestamps, read_table
+from retrain.tables import (
+    UnreadableFile,
+    coerce_types,
+    iter_table,
+    parse_timestamps,
+    read_table,
+)
 
 
 def demo_frame(n: int = 50) -> pd.DataFrame:
@@ -174,3 +180,100 @@ def test_parse_timestamps_flags_what_coerce_types_could_not_use() -> None:
     assert bad.tolist() == [False, False, True, True, True, True, False]
     assert parsed.iloc[1] == pd.Timestamp("2024-01-05")
     assert str(parsed.dtype) == "datetime64[ns]"
+
+
+# -- iter_table: the same frame, chunk by chunk -------------------------------------------------
+
+
+def with_gaps(n: int = 50) -> pd.DataFrame:
+    """demo_frame with an empty field in a numeric and in a text column, away from chunk 1."""
+    df = demo_frame(n).astype({"total_charges": "float64", "region": "object"})
+    df.loc[[3, 41], "total_charges"] = np.nan
+    df.loc[[17, 44], "region"] = None
+    return df
+
+
+ENCODINGS = [
+    ("batch.csv", to_csv),
+    ("batch.csv.gz", lambda df: gzip.compress(to_csv(df))),
+    ("batch.parquet", to_parquet),
+]
+
+
+@pytest.mark.parametrize(("name", "encode"), ENCODINGS)
+@pytest.mark.parametrize("chunk_rows", [1, 7, 50, 1000])
+def test_iter_table_chunks_concatenate_to_read_table(config, name, encode, chunk_rows) -> None:
+    data = encode(with_gaps())
+    whole = read_table(data, name, config.dataset)
+    chunks = list(iter_table(data, name, config.dataset, chunk_rows))
+    assert [len(c) for c in chunks[:-1]] == [chunk_rows] * (len(chunks) - 1)
+    assert 0 < len(chunks[-1]) <= chunk_rows
+    pd.testing.assert_frame_equal(pd.concat(chunks), whole)
+    assert whole["customer_id"].iloc[1] == "000001"  # leading zeros kept, chunked or not
+    assert whole["total_charges"].isna().sum() == 2
+    assert whole["region"].isna().sum() == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("a.csv", b"customer_id,churned\n"), ("a.parquet", to_parquet(demo_frame(3).head(0)))],
+)
+def test_iter_table_gives_one_empty_chunk_for_a_file_without_rows(config, name, data) -> None:
+    (chunk,) = iter_table(data, name, config.dataset, 10)
+    pd.testing.assert_frame_equal(chunk, read_table(data, name, config.dataset))
+
+
+def _later_chunk_error(data: bytes, name: str, chunk_rows: int) -> tuple[int, UnreadableFile]:
+    seen = 0
+    with pytest.raises(UnreadableFile) as err:
+        for chunk in iter_table(data, name, None, chunk_rows):
+            seen += len(chunk)
+    return seen, err.value
+
+
+def test_iter_table_raises_unreadable_file_in_a_later_chunk() -> None:
+    rows = [b"a,b"] + [b"%d,%d" % (i, i) for i in range(5000)]
+    rows[4500] = b"1,2,3"  # one field too many, far from the first chunk
+    data = b"\n".join(rows) + b"\n"
+    seen, error = _later_chunk_error(data, "late.csv", 1000)
+    assert seen == 4000  # the chunks before it came through
+    with pytest.raises(UnreadableFile) as whole:
+        read_table(data, "late.csv")
+    assert str(error) == str(whole.value)
+    assert "cannot parse as csv: ParserError" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("latin1.csv", b"a\n" + b"x\n" * 300_000 + "Jos\xe9\n".encode("latin-1"), "not UTF-8"),
+        ("cut.csv.gz", gzip.compress(b"a,b\n" + b"1,2\n" * 200_000)[:-100], "cannot parse"),
+    ],
+)
+def test_iter_table_maps_late_errors_as_read_table_does(name, data, reason) -> None:
+    seen, error = _later_chunk_error(data, name, 1000)
+    assert seen > 0  # found by the iteration, past the first chunks
+    assert str(error).startswith(f"{name}: ")
+    assert reason in str(error)
+    with pytest.raises(UnreadableFile) as whole:
+        read_table(data, name)
+    assert reason in str(whole.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("data.xlsx", b"PK\x03\x04", "unsupported file type"),
+        ("empty.csv", b"", "empty"),
+        ("blank.csv", b"\n\n", "no header"),
+        ("garbage.parquet", b"definitely not parquet" * 10, "cannot parse as parquet"),
+    ],
+)
+def test_iter_table_refuses_unreadable_files_when_called(name, data, reason) -> None:
+    with pytest.raises(UnreadableFile, match=reason):
+        iter_table(data, name, None, 10)  # before any iteration
+
+
+def test_iter_table_needs_a_positive_chunk_size() -> None:
+    with pytest.raises(ValueError, match="chunk_rows"):
+        iter_table(b"a\n1\n", "a.csv", None, 0)

@@ -28,7 +28,7 @@ from retrain.layout import Layout, object_id
 from retrain.ledger import Claim, IdIndex, Ledger
 from retrain.steps.reporting import publish_index
 from retrain.storage import ObjectNotFound, S3Storage
-from retrain.tables import UnreadableFile, read_table
+from retrain.tables import UnreadableFile, iter_table
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def _validate_one(
     f: LandedFile,
     batch_id: str,
 ) -> FileVerdict:
-    from validation.gates import unreadable_file_result, validate_raw_file
+    from validation.gates import RAW_CHUNK_ROWS, unreadable_file_result, validate_raw_chunks
 
     base = FileVerdict(f.key, f.etag, f.size, f.last_modified, f.object_id, "skip", "")
     if ledger.get_claim(f.object_id) is not None:
@@ -147,12 +147,12 @@ def _validate_one(
         return replace(base, reason="replaced by a new upload since it was listed: next batch")
     sha = hashlib.sha256(data).hexdigest()
     base = replace(base, name=fate.name, sha256=sha)
-    rows = None
-    try:
-        df = read_table(data, fate.name, cfg.dataset)
-        rows = len(df)
-        result = validate_raw_file(df, cfg, run_name=f"{batch_id}-{f.object_id}")
-    except UnreadableFile as exc:
+    rows = ids = None
+    try:  # chunk by chunk: memory is bounded by the chunk size, not by the file's rows
+        chunks = iter_table(data, fate.name, cfg.dataset, RAW_CHUNK_ROWS)
+        validated = validate_raw_chunks(chunks, cfg, run_name=f"{batch_id}-{f.object_id}")
+        result, rows, ids = validated.result, validated.rows, validated.ids
+    except UnreadableFile as exc:  # also raised by a later chunk
         result = unreadable_file_result(fate.name, exc, cfg)
     except Exception as exc:
         # A file that crashes the gate would otherwise fail every retry and every later batch
@@ -174,7 +174,7 @@ def _validate_one(
             result_key=result_key,
             failed=failed,
         )
-    ledger.stage_ids(sha, df[cfg.dataset.id_column])
+    ledger.stage_ids(sha, ids)
     return replace(base, fate="accept", reason="passed", rows=rows, result_key=result_key)
 
 
