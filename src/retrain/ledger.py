@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import secrets
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -171,12 +172,14 @@ class Ledger:
     def drop_staged_ids(self, sha256: str) -> None:
         self.storage.delete(self.layout.staged_ids_key(sha256))
 
-    def id_index(self) -> IdIndex:
-        """All ids of accepted files. Reads one small Parquet file per accepted file."""
+    def id_index(self, pool: Executor | None = None) -> IdIndex:
+        """All ids of accepted files. Reads one small Parquet file per accepted file (through
+        ``pool`` when given, concurrently)."""
+        keys = [o.key for o in self.storage.iter_objects(self.layout.ids_prefix)]
+        reads = pool.map(self._read_ids, keys) if pool is not None else map(self._read_ids, keys)
         frames = []
-        for obj in self.storage.iter_objects(self.layout.ids_prefix):
-            sha = obj.key.rsplit("/", 1)[-1].removesuffix(".parquet")
-            ids = self._read_ids(obj.key)
+        for key, ids in zip(keys, reads, strict=True):
+            sha = key.rsplit("/", 1)[-1].removesuffix(".parquet")
             frames.append(pd.DataFrame({ID_COLUMN: ids.to_numpy(), "sha256": sha}))
         if not frames:
             return IdIndex()

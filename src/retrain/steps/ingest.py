@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -218,6 +219,9 @@ class IngestResult:
         }
 
 
+ROUTE_THREADS = 8  # concurrent S3 requests while routing (I/O-bound; boto3 clients are thread-safe)
+
+
 def route_batch(
     storage: S3Storage,
     cfg: Config,
@@ -226,7 +230,12 @@ def route_batch(
     batch_id: str,
     now: datetime | None = None,
 ) -> IngestResult:
-    """Decide, claim and move each validated object, in key order. Safe to run again."""
+    """Decide, claim and move each validated object. Safe to run again, and against a racing
+    router: whoever claims an object first fixes its fate, the other finishes that claim.
+
+    S3 requests run concurrently; the decisions run one file after another in key order, in
+    memory, so two copies (or overlapping ids) within one batch are decided exactly.
+    """
     layout = Layout.of(cfg)
     ledger = Ledger(storage, layout)
     day = (now or datetime.now(UTC)).date().isoformat()
@@ -234,31 +243,65 @@ def route_batch(
         (v if isinstance(v, FileVerdict) else FileVerdict.of(v) for v in verdicts),
         key=lambda v: v.key,
     )
-    index: IdIndex | None = None
-    outcomes: list[FileOutcome] = []
     skipped: list[dict[str, str]] = []
-    for v in items:
-        claim = ledger.get_claim(v.object_id)
-        if claim is None:
-            if v.fate == "skip":
+    with ThreadPoolExecutor(ROUTE_THREADS) as pool:
+        claims = _map(pool, lambda v: ledger.get_claim(v.object_id), items)
+        # claims of earlier tries first: their accepted ids must count for the files below
+        earlier = [i for i, c in enumerate(claims) if c is not None]
+        finished = dict(
+            zip(
+                earlier,
+                _map(pool, lambda i: _finish(storage, ledger, claims[i]), earlier),
+                strict=True,
+            )
+        )
+        fresh = [i for i, c in enumerate(claims) if c is None and items[i].fate != "skip"]
+        for v, c in zip(items, claims, strict=True):
+            if c is None and v.fate == "skip":
                 skipped.append({"key": v.key, "reason": v.reason})
                 log.info("skipped %s: %s", v.key, v.reason)
-                continue
-            if v.fate == "accept" and index is None:
-                index = ledger.id_index()
-            decided = _decide(v, cfg, ledger, layout, index, batch_id, day)
-            if decided.report_key:  # the report exists before the claim: a claim has its reason
-                storage.put_json(decided.report_key, _report(decided, v.failed))
-            claim = ledger.claim(decided)
-        outcome = _finish(storage, ledger, claim)
-        if outcome is None:
-            skipped.append({"key": v.key, "reason": "claimed, but in neither landing/ nor dest"})
-            continue
-        outcomes.append(outcome)
-        if claim.accepted and claim.sha256 and index is not None:
-            index.add(ledger.accepted_ids(claim.sha256), claim.sha256)
+        hashes = sorted({items[i].sha256 for i in fresh if items[i].fate == "accept"} - {None})
+        accepted = dict(zip(hashes, _map(pool, ledger.accepted_content, hashes), strict=True))
+        staged = dict(zip(hashes, _map(pool, ledger.staged_ids, hashes), strict=True))
+        index = ledger.id_index(pool) if hashes else None
+        decided: list[tuple[int, Claim]] = []
+        for i in fresh:
+            claim = _decide(items[i], cfg, ledger, layout, index, accepted, staged, batch_id, day)
+            decided.append((i, claim))
+            if claim.accepted and claim.sha256:
+                accepted[claim.sha256] = _content_record(claim)
+                if index is not None:
+                    index.add(staged[claim.sha256], claim.sha256)
+        done = _map(
+            pool, lambda ic: _claim_and_finish(storage, ledger, items[ic[0]], ic[1]), decided
+        )
+        finished |= dict(zip((i for i, _ in decided), done, strict=True))
+    outcomes = []
+    for i in sorted(finished):
+        if finished[i] is None:
+            skipped.append(
+                {"key": items[i].key, "reason": "claimed, but in neither landing/ nor dest"}
+            )
+        else:
+            outcomes.append(finished[i])
     summary_key = _publish(storage, cfg, batch_id, outcomes) if outcomes else None
     return IngestResult(batch_id, tuple(outcomes), tuple(skipped), summary_key)
+
+
+def _map(pool: ThreadPoolExecutor, fn: Any, items: list[Any]) -> list[Any]:
+    return list(pool.map(fn, items))
+
+
+def _claim_and_finish(
+    storage: S3Storage, ledger: Ledger, v: FileVerdict, decided: Claim
+) -> FileOutcome | None:
+    if decided.report_key:  # the report exists before the claim: a claim always has its reason
+        storage.put_json(decided.report_key, _report(decided, v.failed))
+    return _finish(storage, ledger, ledger.claim(decided))
+
+
+def _content_record(claim: Claim) -> dict[str, Any]:
+    return {"raw_key": claim.dest_key, "landed_as": claim.key, "batch_id": claim.batch_id}
 
 
 def _decide(
@@ -267,29 +310,33 @@ def _decide(
     ledger: Ledger,
     layout: Layout,
     index: IdIndex | None,
+    accepted: dict[str, dict[str, Any] | None],
+    staged: dict[str, Any],
     batch_id: str,
     day: str,
 ) -> Claim:
-    """The fate of an unclaimed object, from its verdict and what was accepted before it."""
+    """The fate of an unclaimed object, from its verdict and what was accepted before it
+    (``accepted``: content records by hash, including this batch's decisions so far)."""
     reason, duplicate_of, overlapping = v.reason, None, 0
     accept = v.fate == "accept"
-    if accept and v.sha256 and (earlier := ledger.accepted_content(v.sha256)):
+    if accept and v.sha256 and (earlier := accepted.get(v.sha256)):
         accept, duplicate_of = False, earlier["raw_key"]
         reason = (
             f"duplicate: the same bytes were already accepted as {earlier['raw_key']} "
             f"(landed as {earlier['landed_as']}, batch {earlier['batch_id']})"
         )
     elif accept and index is not None and v.sha256:
-        overlap = index.overlap(ledger.staged_ids(v.sha256))
+        overlap = index.overlap(staged[v.sha256])
         overlapping = overlap.count
         if overlap.count and cfg.ingest.duplicate_ids == "reject":
             earlier_files = [
-                (ledger.accepted_content(sha) or {}).get("raw_key", sha) for sha in overlap.earlier
+                (accepted.get(sha) or ledger.accepted_content(sha) or {}).get("raw_key", sha)
+                for sha in overlap.earlier[:3]
             ]
             accept = False
             reason = (
                 f"{overlap.count} {cfg.dataset.id_column} value(s) were already ingested "
-                f"(e.g. {list(overlap.examples)}) in {earlier_files[:3]}; [ingest] "
+                f"(e.g. {list(overlap.examples)}) in {earlier_files}; [ingest] "
                 'duplicate_ids = "reject" (set "upsert" to let the newest row win)'
             )
         elif overlap.count:
