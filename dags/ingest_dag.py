@@ -37,14 +37,9 @@ def ingest():
         settle_seconds=_O.settle_seconds,
         wait_timeout=_WAIT,
         ignore_patterns=list(CONFIG.ingest.ignore_patterns),
+        split_into=CONFIG.ingest.validate_tasks,
         execution_timeout=_WAIT + timedelta(minutes=10),
     )
-
-    @task
-    def plan_batch(files: list[dict]) -> list[list[dict]]:
-        from retrain.steps.ingest import plan_chunks
-
-        return plan_chunks(files, CONFIG.ingest.validate_tasks)
 
     @task
     def validate(chunk: list[dict]) -> list[dict]:
@@ -76,7 +71,7 @@ def ingest():
             "raw_keys": batch["raw_keys"],
         }
 
-    publish_raw(route(validate.expand(chunk=plan_batch(files.output))))
+    publish_raw(route(validate.expand(chunk=files.output)))
 
 
 ingest()

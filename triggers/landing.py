@@ -21,6 +21,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from retrain.batching import plan_chunks
 from retrain.keys import classify_landing_key
 from retrain.layout import format_last_modified
 
@@ -137,7 +138,8 @@ async def client_kwargs_from_connection(conn_id: str) -> dict[str, Any]:
 
 class LandingSensor(BaseOperator):
     """Defers to :class:`LandingTrigger`; returns the batch's files as XCom (key, etag, size,
-    last_modified each).
+    last_modified each), split into ``split_into`` lists of about equal bytes, ready for a mapped
+    task (one list per parallel task) without a planning task in between.
 
     While waiting it holds no worker slot: the task sits in the triggerer. The wait ends with a
     failure after ``wait_timeout`` so a silent source shows up as a failed run, not as nothing.
@@ -155,6 +157,7 @@ class LandingSensor(BaseOperator):
         poll_interval: float = 5.0,
         settle_seconds: float = 5.0,
         ignore_patterns: list[str] | tuple[str, ...] = (),
+        split_into: int = 1,
         wait_timeout: timedelta = timedelta(days=7),
         **kwargs: Any,
     ) -> None:
@@ -166,6 +169,7 @@ class LandingSensor(BaseOperator):
         self.poll_interval = poll_interval
         self.settle_seconds = settle_seconds
         self.ignore_patterns = list(ignore_patterns)
+        self.split_into = split_into
         self.wait_timeout = wait_timeout
 
     def execute(self, context: Any) -> None:
@@ -182,10 +186,10 @@ class LandingSensor(BaseOperator):
             timeout=self.wait_timeout,
         )
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> list[list[dict[str, Any]]]:
         if event.get("status") != "success":
             raise RuntimeError(f"waiting for s3://{self.bucket}/{self.prefix} failed: {event}")
         self.log.info(
             "Batch of %d file(s): %s", len(event["files"]), [f["key"] for f in event["files"]]
         )
-        return event["files"]
+        return plan_chunks(event["files"], self.split_into)

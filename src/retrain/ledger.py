@@ -128,8 +128,9 @@ class Ledger:
         except ObjectNotFound:
             return None
 
-    def record_content(self, claim: Claim) -> None:
-        """Mark the claim's bytes as accepted (create-only; the same claim again is a no-op)."""
+    def record_content(self, claim: Claim, ids: pd.Series | None = None) -> None:
+        """Mark the claim's bytes as accepted (create-only; the same claim again is a no-op) and
+        keep its ids: ``ids`` when the caller has them, else the staged copy."""
         assert claim.sha256 is not None
         record = {
             "sha256": claim.sha256,
@@ -145,9 +146,12 @@ class Ledger:
             existing = self.accepted_content(claim.sha256)
             if existing is None or existing.get("object_id") != claim.object_id:
                 raise
-        self._copy_if_missing(
-            self.layout.staged_ids_key(claim.sha256), self.layout.ids_key(claim.sha256)
-        )
+        if ids is not None:
+            self._write_ids(self.layout.ids_key(claim.sha256), ids)
+        else:
+            self._copy_if_missing(
+                self.layout.staged_ids_key(claim.sha256), self.layout.ids_key(claim.sha256)
+            )
 
     def forget_content(self, sha256: str) -> None:
         """A retracted file's bytes and ids no longer count as ingested."""
@@ -157,11 +161,14 @@ class Ledger:
     # -- ids ----------------------------------------------------------------------------------
 
     def stage_ids(self, sha256: str, ids: pd.Series) -> None:
+        self._write_ids(self.layout.staged_ids_key(sha256), ids)
+
+    def _write_ids(self, key: str, ids: pd.Series) -> None:
         buf = io.BytesIO()
         pd.DataFrame({ID_COLUMN: ids.astype(str).reset_index(drop=True)}).to_parquet(
             buf, index=False
         )
-        self.storage.put_bytes(self.layout.staged_ids_key(sha256), buf.getvalue())
+        self.storage.put_bytes(key, buf.getvalue())
 
     def staged_ids(self, sha256: str) -> pd.Series:
         return self._read_ids(self.layout.staged_ids_key(sha256))

@@ -222,12 +222,13 @@ class S3Storage:
         """Delete ``key``; deleting a missing key is not an error (S3 semantics)."""
         self._call("delete", key, self.client.delete_object, Key=key)
 
-    def move(self, src: str, dst: str) -> None:
+    def move(self, src: str, dst: str, *, if_etag: str | None = None) -> None:
         """Server-side copy then delete, safe to retry after a crash at any point.
 
         The source is deleted only after the copy succeeded and the destination is confirmed
         with the source's size. If ``src`` is gone but ``dst`` exists, an earlier attempt already
-        finished, so this is a no-op. Single-request copy: objects up to 5 GB.
+        finished, so this is a no-op. ``if_etag``: move only that version of ``src``, else raise
+        ``PreconditionFailed`` (someone uploaded a new one). Single-request copy: up to 5 GB.
         """
         try:
             head = self._call("head", src, self.client.head_object, Key=src)
@@ -235,6 +236,8 @@ class S3Storage:
             if self.exists(dst):
                 return
             raise
+        if if_etag is not None and head["ETag"].strip('"') != if_etag.strip('"'):
+            raise PreconditionFailed(f"move {self.uri(src)}: it is no longer version {if_etag}")
         try:
             self._call(
                 "copy",

@@ -88,8 +88,10 @@ def test_ingest_validates_in_parallel_and_routes_once(dagbag) -> None:
     assert not route.is_mapped and route.upstream_task_ids == {"validate"}
     assert dag.get_task("publish_raw").upstream_task_ids == {"route"}
     sensor = dag.get_task("wait_for_files")
-    expected = load_config(PROJECT_ROOT / "retrain.toml").ingest.ignore_patterns
-    assert tuple(sensor.ignore_patterns) == expected
+    ingest_cfg = load_config(PROJECT_ROOT / "retrain.toml").ingest
+    assert tuple(sensor.ignore_patterns) == ingest_cfg.ignore_patterns
+    assert sensor.split_into == ingest_cfg.validate_tasks
+    assert dag.get_task("validate").upstream_task_ids == {"wait_for_files"}
 
 
 def test_every_dag_file_parses_fast(tmp_path: Path) -> None:

@@ -228,7 +228,7 @@ def test_hostile_keys_each_get_their_documented_fate(storage, cfg) -> None:
 class CrashAfterCopy(S3Storage):
     """Fault injection on the real server: the process dies between copy and delete."""
 
-    def move(self, src: str, dst: str) -> None:
+    def move(self, src: str, dst: str, *, if_etag: str | None = None) -> None:
         self.client.copy_object(
             Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src}
         )

@@ -170,6 +170,19 @@ def test_sensor_returns_the_files_and_fails_loudly_on_error_events() -> None:
             "last_modified": "2026-11-11T00:00:00+00:00",
         }
     ]
-    assert sensor.execute_complete({}, {"status": "success", "files": files}) == files
+    assert sensor.execute_complete({}, {"status": "success", "files": files}) == [files]
     with pytest.raises(RuntimeError, match="landing/"):
         sensor.execute_complete({}, {"status": "error", "message": "boom"})
+
+
+def test_sensor_splits_the_batch_for_the_parallel_validate_tasks() -> None:
+    sensor = LandingSensor(
+        task_id="wait", bucket="b", prefix="landing/", aws_conn_id="c", split_into=2
+    )
+    files = [
+        {"key": f"landing/{i}.csv", "etag": "e", "size": 10 + i, "last_modified": "t"}
+        for i in range(5)
+    ]
+    chunks = sensor.execute_complete({}, {"status": "success", "files": files})
+    assert len(chunks) == 2
+    assert sorted(f["key"] for c in chunks for f in c) == sorted(f["key"] for f in files)

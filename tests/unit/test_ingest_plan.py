@@ -7,8 +7,9 @@ import json
 
 import pandas as pd
 
+from retrain.batching import plan_chunks
 from retrain.ledger import IdIndex
-from retrain.steps.ingest import FileVerdict, batch_id_for, plan_chunks
+from retrain.steps.ingest import FileVerdict, batch_id_for
 
 
 def files(sizes: list[int]) -> list[dict]:

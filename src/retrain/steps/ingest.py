@@ -28,7 +28,7 @@ from retrain.keys import classify_landing_key
 from retrain.layout import Layout, object_id
 from retrain.ledger import Claim, IdIndex, Ledger
 from retrain.steps.reporting import publish_index
-from retrain.storage import ObjectNotFound, S3Storage
+from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
 from retrain.tables import UnreadableFile, iter_table
 
 log = logging.getLogger(__name__)
@@ -99,17 +99,6 @@ def landed_files(storage: S3Storage, cfg: Config) -> list[dict[str, Any]]:
         for o in storage.iter_objects(prefix)
         if classify_landing_key(o.key, prefix, patterns, o.size).action != "ignore"
     ]
-
-
-def plan_chunks(files: list[dict[str, Any]], tasks: int) -> list[list[dict[str, Any]]]:
-    """Split a batch into at most ``tasks`` chunks of about equal bytes (largest first)."""
-    chunks: list[list[dict[str, Any]]] = [[] for _ in range(max(1, min(tasks, len(files))))]
-    loads = [0] * len(chunks)
-    for item in sorted(files, key=lambda f: (-int(f.get("size", 0)), f["key"])):
-        i = loads.index(min(loads))
-        chunks[i].append(item)
-        loads[i] += int(item.get("size", 0)) or 1
-    return [c for c in chunks if c]
 
 
 def validate_files(
@@ -273,7 +262,11 @@ def route_batch(
                 if index is not None:
                     index.add(staged[claim.sha256], claim.sha256)
         done = _map(
-            pool, lambda ic: _claim_and_finish(storage, ledger, items[ic[0]], ic[1]), decided
+            pool,
+            lambda ic: _claim_and_finish(
+                storage, ledger, items[ic[0]], ic[1], staged.get(ic[1].sha256 or "")
+            ),
+            decided,
         )
         finished |= dict(zip((i for i, _ in decided), done, strict=True))
     outcomes = []
@@ -293,11 +286,12 @@ def _map(pool: ThreadPoolExecutor, fn: Any, items: list[Any]) -> list[Any]:
 
 
 def _claim_and_finish(
-    storage: S3Storage, ledger: Ledger, v: FileVerdict, decided: Claim
+    storage: S3Storage, ledger: Ledger, v: FileVerdict, decided: Claim, ids: Any
 ) -> FileOutcome | None:
     if decided.report_key:  # the report exists before the claim: a claim always has its reason
         storage.put_json(decided.report_key, _report(decided, v.failed))
-    return _finish(storage, ledger, ledger.claim(decided))
+    claim = ledger.claim(decided)
+    return _finish(storage, ledger, claim, ids if claim == decided else None)
 
 
 def _content_record(claim: Claim) -> dict[str, Any]:
@@ -366,24 +360,24 @@ def _decide(
     )
 
 
-def _finish(storage: S3Storage, ledger: Ledger, claim: Claim) -> FileOutcome | None:
+def _finish(
+    storage: S3Storage, ledger: Ledger, claim: Claim, ids: Any = None
+) -> FileOutcome | None:
     """Do what the claim says; every step is idempotent, so finishing twice is harmless."""
     if claim.accepted:
-        ledger.record_content(claim)
-    current = storage.head_etag(claim.key)
-    if current is not None and current.strip('"') != claim.etag.strip('"'):
+        ledger.record_content(claim, ids)
+    try:
+        storage.move(claim.key, claim.dest_key, if_etag=claim.etag)
+    except PreconditionFailed:
         # The owner overwrote the object between listing and moving: the new upload is a new
         # object (its own claim, next batch); the claimed version no longer exists to move.
         log.warning(
             "%s was replaced by a new upload before it moved: left for the next batch", claim.key
         )
-    else:
-        try:
-            storage.move(claim.key, claim.dest_key)
-        except ObjectNotFound:
-            log.error("%s: claimed for %s but in neither place", claim.key, claim.dest_key)
-            return None
-    if claim.sha256:  # accepted ids were copied to ledger/ids/ by record_content
+    except ObjectNotFound:
+        log.error("%s: claimed for %s but in neither place", claim.key, claim.dest_key)
+        return None
+    if claim.sha256:  # accepted ids are in ledger/ids/ now (record_content)
         ledger.drop_staged_ids(claim.sha256)
     if claim.accepted:
         log.info("valid: %s -> %s (%s rows)", claim.key, claim.dest_key, claim.rows)
