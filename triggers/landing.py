@@ -29,6 +29,14 @@ from retrain.layout import format_last_modified
 Listed = tuple[str, str, int, str]
 
 
+# Never fire sooner than this after the trigger starts. When files are already waiting as the
+# sensor defers, an event within a few seconds can reach the scheduler before the deferring task
+# process has reported back; the scheduler then sees "success" for a TI it already re-queued and
+# marks it for retry (seen on Airflow 3.3.2 on a loaded 2-core machine: three tries, a failed
+# run). A sensor that has been waiting is past the grace, so this only delays a backlog.
+STARTUP_GRACE_S = 10.0
+
+
 class LandingTrigger(BaseTrigger):
     """Fires once with the settled listing of ``s3://bucket/prefix`` when it is not empty."""
 
@@ -41,6 +49,7 @@ class LandingTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         settle_seconds: float = 5.0,
         ignore_patterns: list[str] | tuple[str, ...] = (),
+        startup_grace: float = STARTUP_GRACE_S,
     ) -> None:
         super().__init__()
         self.bucket = bucket
@@ -48,6 +57,7 @@ class LandingTrigger(BaseTrigger):
         self.aws_conn_id = aws_conn_id
         self.poll_interval = poll_interval
         self.settle_seconds = settle_seconds
+        self.startup_grace = startup_grace
         self.ignore_patterns = tuple(ignore_patterns)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -59,6 +69,7 @@ class LandingTrigger(BaseTrigger):
                 "aws_conn_id": self.aws_conn_id,
                 "poll_interval": self.poll_interval,
                 "settle_seconds": self.settle_seconds,
+                "startup_grace": self.startup_grace,
                 "ignore_patterns": list(self.ignore_patterns),
             },
         )
@@ -70,12 +81,17 @@ class LandingTrigger(BaseTrigger):
         async with get_session().create_client("s3", **client_kwargs) as client:
             previous: tuple[Listed, ...] = ()
             stable_since = 0.0
+            started = time.monotonic()
             while True:
                 listing = await list_landing(client, self.bucket, self.prefix, self.ignore_patterns)
                 now = time.monotonic()
                 if listing != previous:
                     previous, stable_since = listing, now
-                if listing and now - stable_since >= self.settle_seconds:
+                if (
+                    listing
+                    and now - stable_since >= self.settle_seconds
+                    and now - started >= self.startup_grace
+                ):
                     self.log.info(
                         "%d file(s) settled under s3://%s/%s",
                         len(listing),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -37,7 +38,7 @@ def connection(monkeypatch: pytest.MonkeyPatch, s3_server: S3Server) -> str:
     return CONN_ID
 
 
-def _trigger(storage: S3Storage, settle: float = 0.6) -> LandingTrigger:
+def _trigger(storage: S3Storage, settle: float = 0.6, grace: float = 0.0) -> LandingTrigger:
     return LandingTrigger(
         bucket=storage.bucket,
         prefix="landing/",
@@ -45,6 +46,7 @@ def _trigger(storage: S3Storage, settle: float = 0.6) -> LandingTrigger:
         poll_interval=0.1,
         settle_seconds=settle,
         ignore_patterns=PATTERNS,
+        startup_grace=grace,
     )
 
 
@@ -186,3 +188,14 @@ def test_sensor_splits_the_batch_for_the_parallel_validate_tasks() -> None:
     chunks = sensor.execute_complete({}, {"status": "success", "files": files})
     assert len(chunks) == 2
     assert sorted(f["key"] for c in chunks for f in c) == sorted(f["key"] for f in files)
+
+
+def test_files_waiting_at_start_fire_only_after_the_startup_grace(
+    connection, storage: S3Storage
+) -> None:
+    """A backlog must not fire while the deferring task may still be reporting back."""
+    storage.put_bytes("landing/waiting.csv", b"a,b\n1,2\n")
+    start = time.monotonic()
+    payload = asyncio.run(_first_event(_trigger(storage, settle=0.1, grace=1.5), timeout=20))
+    assert time.monotonic() - start >= 1.5
+    assert [f["key"] for f in payload["files"]] == ["landing/waiting.csv"]
