@@ -105,7 +105,8 @@ def validate_files(
     storage: S3Storage, cfg: Config, files: Iterable[dict[str, Any]], *, batch_id: str
 ) -> list[FileVerdict]:
     """Read, hash and gate each file; store each GX result; move nothing."""
-    ledger, layout = Ledger(storage, Layout.of(cfg)), Layout.of(cfg)
+    layout = Layout.of(cfg)
+    ledger = Ledger(storage, layout)
     return [_validate_one(storage, cfg, ledger, layout, LandedFile.of(f), batch_id) for f in files]
 
 
