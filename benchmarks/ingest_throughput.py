@@ -158,11 +158,12 @@ def _worker(conn: Connection, op: str, cfg: Config) -> None:
     """One warmed worker: build the GX context, say ready, run one chunk, send back the result."""
     start = time.perf_counter()
     from retrain.steps import ingest
-    from retrain.steps.ingest import route_batch, validate_files
+    from retrain.steps.ingest import route_batch
+    from retrain.steps.validate import validate_files
     from retrain.storage import S3Storage
-    from validation.context import get_context
+    from validation.context import get_grouped_raw_gate
 
-    get_context(cfg)  # the same cfg as validate_raw_file gets: its cache key
+    get_grouped_raw_gate(cfg)  # the same cfg as validate_raw_file gets: its cache key
     storage = S3Storage.from_config(cfg.storage, **CREDENTIALS)
     conn.send((time.perf_counter() - start, ingest.__file__))
     files, batch_id = conn.recv()

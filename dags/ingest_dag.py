@@ -43,7 +43,8 @@ def ingest():
 
     @task
     def validate(chunk: list[dict]) -> list[dict]:
-        from retrain.steps.ingest import batch_id_for, validate_files
+        from retrain.steps.ingest import batch_id_for
+        from retrain.steps.validate import validate_files
 
         batch_id = batch_id_for(get_current_context()["run_id"])
         verdicts = validate_files(storage(), CONFIG, chunk, batch_id=batch_id)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from retrain.config import Config
-from validation.suites import build_raw_suite, build_training_suite, raw_suite_name
+from validation.suites import build_raw_suite, build_training_suite
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -35,6 +35,11 @@ RAW_TOTALS_CHECKPOINT = "raw_file_totals"
 # SUMMARY keeps up to 20 example values per failed expectation: enough to explain a rejection,
 # bounded for a million-row file (COMPLETE would list every failing row index).
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
+# Many small files validated at once (validation.grouped): the index of every failing row, to
+# name its file. Bounded by the rows of one group.
+RAW_GROUP_ROWS_CHECKPOINT = "raw_group_rows"
+RAW_GROUP_FILES_CHECKPOINT = "raw_group_files"
+COMPLETE_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 20}
 GX_LOGGER = "great_expectations"
 
 
@@ -67,7 +72,12 @@ def get_context(cfg: Config) -> EphemeralDataContext:
     return context
 
 
-def _add_checkpoint(context: EphemeralDataContext, name: str, suite: gx.ExpectationSuite) -> None:
+def _add_checkpoint(
+    context: EphemeralDataContext,
+    name: str,
+    suite: gx.ExpectationSuite,
+    result_format: dict[str, Any] = RESULT_FORMAT,
+) -> None:
     import great_expectations as gx
 
     asset = context.data_sources.get(DATASOURCE).get_asset(ASSET)
@@ -80,7 +90,7 @@ def _add_checkpoint(context: EphemeralDataContext, name: str, suite: gx.Expectat
     )
     context.checkpoints.add(
         gx.Checkpoint(
-            name=name, validation_definitions=[definition], actions=[], result_format=RESULT_FORMAT
+            name=name, validation_definitions=[definition], actions=[], result_format=result_format
         )
     )
 
@@ -100,7 +110,8 @@ _ROW_WISE = frozenset(
         "expect_column_values_to_be_in_type_list",
     }
 )
-_TOTALS = frozenset({"expect_table_row_count_to_be_between", "expect_column_values_to_be_unique"})
+ROW_COUNT = "expect_table_row_count_to_be_between"
+_TOTALS = frozenset({ROW_COUNT, "expect_column_values_to_be_unique"})
 NOT_NULL = "expect_column_values_to_not_be_null"
 UNIQUE = "expect_column_values_to_be_unique"
 
@@ -139,6 +150,27 @@ class ChunkedRawGate:
     null_columns: tuple[str, ...]  # columns whose missing share the totals check (``mostly``)
 
 
+def _split_raw_suite(cfg: Config) -> tuple[gx.ExpectationSuite, list[Any], list[Any]]:
+    """The raw suite and its expectations split into ``"rows"`` and ``"totals"``."""
+    suite = build_raw_suite(cfg)
+    parts: dict[str, list[Any]] = {"rows": [], "totals": []}
+    for expectation in suite.expectations:
+        kwargs = expectation.configuration.kwargs
+        parts[classify_raw_expectation(expectation.expectation_type, kwargs)].append(expectation)
+    return suite, parts["rows"], parts["totals"]
+
+
+def _add_missing_checkpoints(
+    context: EphemeralDataContext, suites: Mapping[str, tuple[gx.ExpectationSuite, dict]]
+) -> None:
+    """Add each ``checkpoint name -> (suite, result format)`` the context does not have yet (an
+    lru_cache below forgot the config while get_context's did not: added already)."""
+    existing = {checkpoint.name for checkpoint in context.checkpoints.all()}
+    for checkpoint, (suite, result_format) in suites.items():
+        if checkpoint not in existing:
+            _add_checkpoint(context, checkpoint, suite, result_format)
+
+
 @functools.lru_cache(maxsize=8)
 def get_chunked_raw_gate(cfg: Config) -> ChunkedRawGate:
     """Adds the checkpoints ``raw_file_rows`` and ``raw_file_totals`` to the config's context,
@@ -146,33 +178,107 @@ def get_chunked_raw_gate(cfg: Config) -> ChunkedRawGate:
     import great_expectations as gx
 
     context = get_context(cfg)
-    suite = build_raw_suite(cfg)
-    parts: dict[str, list[Any]] = {"rows": [], "totals": []}
-    for expectation in suite.expectations:
-        kwargs = expectation.configuration.kwargs
-        parts[classify_raw_expectation(expectation.expectation_type, kwargs)].append(expectation)
-    existing = {checkpoint.name for checkpoint in context.checkpoints.all()}
-    for part, checkpoint in (("rows", RAW_ROWS_CHECKPOINT), ("totals", RAW_TOTALS_CHECKPOINT)):
-        if checkpoint in existing:
-            continue  # this cache forgot the config, get_context's did not: added already
-        name = f"{suite.name}.{part}"
-        _add_checkpoint(
-            context, checkpoint, gx.ExpectationSuite(name=name, expectations=parts[part])
-        )
-    totals = [(e.expectation_type, e.configuration.kwargs) for e in parts["totals"]]
-    values = tuple(dict.fromkeys(k["column"] for t, k in totals if t == UNIQUE))
+    suite, rows, totals = _split_raw_suite(cfg)
+    name = suite.name
+    _add_missing_checkpoints(
+        context,
+        {
+            RAW_ROWS_CHECKPOINT: (
+                gx.ExpectationSuite(name=f"{name}.rows", expectations=rows),
+                RESULT_FORMAT,
+            ),
+            RAW_TOTALS_CHECKPOINT: (
+                gx.ExpectationSuite(name=f"{name}.totals", expectations=totals),
+                RESULT_FORMAT,
+            ),
+        },
+    )
+    kinds = [(e.expectation_type, e.configuration.kwargs) for e in totals]
+    values = tuple(dict.fromkeys(k["column"] for t, k in kinds if t == UNIQUE))
     nulls = tuple(
-        dict.fromkeys(k["column"] for t, k in totals if t == NOT_NULL and k["column"] not in values)
+        dict.fromkeys(k["column"] for t, k in kinds if t == NOT_NULL and k["column"] not in values)
     )
     return ChunkedRawGate(
         context=context,
-        suite=raw_suite_name(cfg),
+        suite=name,
         order=tuple(
             expectation_key(e.expectation_type, e.configuration.kwargs) for e in suite.expectations
         ),
         value_columns=values,
         null_columns=nulls,
     )
+
+
+@dataclass(frozen=True)
+class FileMeasure:
+    """One column of the per-file summary a grouped run checks: what it measures in each file
+    and the raw expectation whose verdict it decides."""
+
+    column: str  # e.g. "rows", "duplicates:customer_id", "present:tenure_months"
+    kind: Literal["rows", "duplicates", "present"]
+    source: str | None  # the file's column it measures (None for the row count)
+
+
+@dataclass(frozen=True)
+class GroupedRawGate:
+    """The raw suite for many small files at once (see :mod:`validation.grouped`): its
+    row-wise part over their concatenation, its totals as checks of a per-file summary table,
+    both with COMPLETE results so that every failing row or file can be traced to its file."""
+
+    context: EphemeralDataContext
+    suite: str
+    measures: tuple[FileMeasure, ...]
+
+
+@functools.lru_cache(maxsize=8)
+def get_grouped_raw_gate(cfg: Config) -> GroupedRawGate:
+    """Adds the checkpoints ``raw_group_rows`` and ``raw_group_files`` to the config's context.
+
+    Each totals expectation of one file becomes a range check on one summary column: the row
+    count on ``rows``; uniqueness on the number of rows sharing a non-missing value with
+    another row (GX's own definition: ``duplicated(keep=False)``), which must be 0; a
+    missing-value share (``mostly``) on the share of present values, which must be at least
+    ``mostly`` (GX's ``_mostly_success``).
+    """
+    import great_expectations as gx
+
+    ex = gx.expectations
+    context = get_context(cfg)
+    suite, rows, totals = _split_raw_suite(cfg)
+    name = suite.name
+    measures: list[FileMeasure] = []
+    checks: list[Any] = []
+    for expectation in totals:
+        kind, kwargs = expectation.expectation_type, expectation.configuration.kwargs
+        if kind == ROW_COUNT:
+            measure = FileMeasure("rows", "rows", None)
+            low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        elif kind == UNIQUE:
+            measure = FileMeasure(f"duplicates:{kwargs['column']}", "duplicates", kwargs["column"])
+            low, high = 0, 0
+        elif kind == NOT_NULL:
+            measure = FileMeasure(f"present:{kwargs['column']}", "present", kwargs["column"])
+            low, high = kwargs["mostly"], None
+        else:  # classify_raw_expectation admitted a new totals type: say where to add it
+            raise ValueError(f"no per-file measure for {kind}: add one in get_grouped_raw_gate")
+        measures.append(measure)
+        checks.append(
+            ex.ExpectColumnValuesToBeBetween(column=measure.column, min_value=low, max_value=high)
+        )
+    _add_missing_checkpoints(
+        context,
+        {
+            RAW_GROUP_ROWS_CHECKPOINT: (
+                gx.ExpectationSuite(name=f"{name}.group_rows", expectations=rows),
+                COMPLETE_FORMAT,
+            ),
+            RAW_GROUP_FILES_CHECKPOINT: (
+                gx.ExpectationSuite(name=f"{name}.group_files", expectations=checks),
+                COMPLETE_FORMAT,
+            ),
+        },
+    )
+    return GroupedRawGate(context=context, suite=name, measures=tuple(measures))
 
 
 def quiet_gx_logs() -> None:

@@ -176,10 +176,10 @@ def validate_raw_file(df: pd.DataFrame, cfg: Config, *, run_name: str) -> GateRe
     With ``[validation] extra_columns = "ignore"`` columns the config does not name are dropped
     first: they can neither fail the file nor reach training.
     """
-    return _run(RAW_CHECKPOINT, _raw_file_view(df, cfg), cfg, run_name)
+    return _run(RAW_CHECKPOINT, raw_file_view(df, cfg), cfg, run_name)
 
 
-def _raw_file_view(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+def raw_file_view(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     view = raw_view(df, cfg.dataset)
     if cfg.validation.extra_columns == "ignore":
         configured = set(cfg.dataset.column_names)
@@ -196,6 +196,8 @@ class RawValidation:
     rows: int
     # The file's id column as text, as the ledger stages it (empty if the file has none).
     ids: pd.Series = field(compare=False, repr=False)
+    # validation.grouped: the files (positions in its input) this result was shared with.
+    group: tuple[int, ...] = ()
 
 
 def validate_raw_chunks(
@@ -219,7 +221,7 @@ def validate_raw_chunks(
     second = next(iterator, None)
     id_column = cfg.dataset.id_column
     if second is None:
-        ids = _text_ids(first, id_column)
+        ids = text_ids(first, id_column)
         result = validate_raw_file(first, cfg, run_name=run_name)
         return RawValidation(result=result, rows=len(first), ids=ids)
     run = _ChunkedRun(get_chunked_raw_gate(cfg), cfg, run_name)
@@ -257,12 +259,12 @@ class _ChunkedRun:
         self.ids_are_values = True  # the text ids are the id column's view values (no 2nd copy)
 
     def add(self, chunk: pd.DataFrame) -> None:
-        view = _raw_file_view(chunk, self.cfg)
+        view = raw_file_view(chunk, self.cfg)
         if self.columns is None:
             self.columns = list(view.columns)
         elif list(view.columns) != self.columns:
             raise ValueError(f"chunk {self.chunks} has other columns than the first chunk")
-        validation = _validate(self.gate.context, RAW_ROWS_CHECKPOINT, view, self.run_name)
+        validation = run_checkpoint(self.gate.context, RAW_ROWS_CHECKPOINT, view, self.run_name)
         for item in validation["results"]:
             key = _item_key(item)
             self.results[key] = _merge_item(self.results.get(key), item)
@@ -279,7 +281,7 @@ class _ChunkedRun:
                 parts.append(marker)
         id_column = self.cfg.dataset.id_column
         if id_column in chunk.columns:
-            ids = _text_ids(chunk, id_column).reset_index(drop=True)
+            ids = text_ids(chunk, id_column).reset_index(drop=True)
             values = self.values.get(id_column)
             if values and ids.dtype == values[-1].dtype and ids.equals(values[-1]):
                 ids = values[-1]
@@ -306,7 +308,7 @@ class _ChunkedRun:
                 marker_parts.clear()
         self.values.clear()
         _release_freed_memory()
-        totals = _validate(self.gate.context, RAW_TOTALS_CHECKPOINT, compact, self.run_name)
+        totals = run_checkpoint(self.gate.context, RAW_TOTALS_CHECKPOINT, compact, self.run_name)
         for item in totals["results"]:
             column = item["expectation_config"]["kwargs"].get("column")
             if column in values and compact[column] is not values[column]:
@@ -320,23 +322,31 @@ class _ChunkedRun:
             ids = _concat(self.ids, index).rename(id_column) if self.ids else _no_ids(id_column)
         position = {key: i for i, key in enumerate(self.gate.order)}
         results = sorted(self.results.values(), key=lambda r: position.get(_item_key(r), 1 << 30))
-        successful = sum(bool(r["success"]) for r in results)
-        validation = {
-            "success": successful == len(results),
-            "suite_name": self.gate.suite,
-            "suite_parameters": {},
-            "statistics": {
-                "evaluated_expectations": len(results),
-                "successful_expectations": successful,
-                "unsuccessful_expectations": len(results) - successful,
-                "success_percent": 100 * successful / len(results) if results else None,
-            },
-            "results": results,
-            "meta": {**self.meta, "chunks": self.chunks, "rows": self.rows},
-            "id": None,
-        }
-        result = _gate_result(validation, self.cfg.dataset.column_names)
+        meta = {**self.meta, "chunks": self.chunks, "rows": self.rows}
+        validation = assembled_validation(self.gate.suite, results, meta)
+        result = gate_result(validation, self.cfg.dataset.column_names)
         return RawValidation(result=result, rows=self.rows, ids=ids)
+
+
+def assembled_validation(
+    suite: str, results: list[dict[str, Any]], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """A GX validation result (as JSON) put together from the results of several runs."""
+    successful = sum(bool(r["success"]) for r in results)
+    return {
+        "success": successful == len(results),
+        "suite_name": suite,
+        "suite_parameters": {},
+        "statistics": {
+            "evaluated_expectations": len(results),
+            "successful_expectations": successful,
+            "unsuccessful_expectations": len(results) - successful,
+            "success_percent": 100 * successful / len(results) if results else None,
+        },
+        "results": results,
+        "meta": meta,
+        "id": None,
+    }
 
 
 def _equality_codes(values: pd.Series) -> pd.Series:
@@ -378,7 +388,7 @@ def _concat(parts: list[pd.Series], index: pd.RangeIndex) -> pd.Series:
     return values.set_axis(index)
 
 
-def _text_ids(df: pd.DataFrame, id_column: str) -> pd.Series:
+def text_ids(df: pd.DataFrame, id_column: str) -> pd.Series:
     if id_column not in df.columns:
         return _no_ids(id_column)
     return df[id_column].astype(str)
@@ -516,10 +526,10 @@ def _numeric_view(values: pd.Series) -> pd.Series:
 
 def _run(checkpoint: str, df: pd.DataFrame, cfg: Config, run_name: str) -> GateResult:
     context = get_context(cfg)  # first: it quiets GX's loggers before importing GX
-    return _gate_result(_validate(context, checkpoint, df, run_name), cfg.dataset.column_names)
+    return gate_result(run_checkpoint(context, checkpoint, df, run_name), cfg.dataset.column_names)
 
 
-def _validate(
+def run_checkpoint(
     context: EphemeralDataContext, checkpoint: str, df: pd.DataFrame, run_name: str
 ) -> dict[str, Any]:
     """Run one checkpoint of ``context`` on ``df``; GX's validation result as a JSON-able dict."""
@@ -546,7 +556,7 @@ def _release_batch(context: EphemeralDataContext) -> None:
     manager.batch_data_cache.clear()
 
 
-def _gate_result(validation: dict[str, Any], columns: tuple[str, ...]) -> GateResult:
+def gate_result(validation: dict[str, Any], columns: tuple[str, ...]) -> GateResult:
     failed = []
     for item in validation["results"]:
         if item["success"]:

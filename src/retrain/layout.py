@@ -16,7 +16,8 @@ here can leave its prefix.
     ledger/ids/<sha256>.parquet                        ids of accepted content (duplicate ids)
     ledger/staging/ids/<sha256>.parquet                ids of validated, not yet accepted content
     ledger/actions/<when>-<kind>-<token>.json          retract / replay records (who, when, why)
-    reports/validations/<batch>/<object_id>.json       each file's validation result
+    reports/validations/<batch>/<object_id>.json       a file's validation result (alone)
+    reports/validations/<batch>/group-<token>.json     the result of files validated together
 """
 
 from __future__ import annotations
@@ -135,6 +136,11 @@ class Layout:
 
     def validation_result_key(self, batch_id: str, oid: str) -> str:
         return f"{self.s.reports_prefix}validations/{batch_id}/{oid}.json"
+
+    def validation_group_key(self, batch_id: str, oids: list[str]) -> str:
+        """One result shared by files validated together, named after their object ids."""
+        token = hashlib.sha256("\n".join(oids).encode()).hexdigest()[:16]
+        return f"{self.s.reports_prefix}validations/{batch_id}/group-{token}.json"
 
     def training_report_key(self, token: str) -> str:
         return f"{self.s.reports_prefix}training/{token}.json"

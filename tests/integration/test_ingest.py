@@ -16,7 +16,7 @@ from retrain.datagen import generate, write_batch
 from retrain.devstack import wait_for
 from retrain.layout import Layout
 from retrain.ledger import Ledger
-from retrain.steps import features, ingest, retrain
+from retrain.steps import features, ingest, retrain, validate
 from retrain.storage import S3Storage
 
 START = datetime(2026, 10, 1)
@@ -248,7 +248,7 @@ def test_a_crash_between_copy_and_delete_never_makes_a_second_copy(storage, cfg)
 
 def test_two_routers_racing_route_each_object_once(storage, cfg) -> None:
     files = [land(storage, cfg, f"f{i}.csv", frame(100, seed=20 + i)) for i in range(4)]
-    verdicts = ingest.validate_files(storage, cfg, files, batch_id="v")
+    verdicts = validate.validate_files(storage, cfg, files, batch_id="v")
     errors: list[BaseException] = []
 
     def route(batch_id: str) -> None:
@@ -266,3 +266,28 @@ def test_two_routers_racing_route_each_object_once(storage, cfg) -> None:
     for i in range(4):
         assert len(where_is(storage, cfg, f"f{i}.csv")) == 1
     assert storage.list_objects(cfg.storage.landing_prefix) == []
+
+
+def test_small_files_are_validated_together_and_judged_one_by_one(storage, cfg) -> None:
+    """One GX run over the clean files, with one stored result naming them; the bad file in
+    their midst gets its own run and its own result, and the order of the batch holds."""
+    files = [land(storage, cfg, f"f{i}.csv", frame(100, seed=40 + i)) for i in range(5)]
+    bad = frame(100, seed=99)
+    bad.loc[3, "contract"] = "platinum"
+    files.insert(2, land(storage, cfg, "bad.csv", bad))
+    verdicts = validate.validate_files(storage, cfg, files, batch_id="g")
+    assert [v.key for v in verdicts] == [f["key"] for f in files]
+    assert [v.fate for v in verdicts] == ["accept"] * 2 + ["quarantine"] + ["accept"] * 3
+    accepted = [v for v in verdicts if v.fate == "accept"]
+    (shared,) = {v.result_key for v in accepted}
+    assert shared is not None and "/group-" in shared
+    stored = storage.get_json(shared)
+    assert stored["success"] and stored["result"]["meta"]["files"] == 5
+    assert [f["file"] for f in stored["files"]] == [v.key for v in accepted]
+    layout = Layout.of(cfg)
+    for v in accepted:  # staged for routing, as a file validated alone
+        assert storage.exists(layout.staged_ids_key(v.sha256))
+    rejected = verdicts[2]
+    assert "contract has unknown values ['platinum'] (1 row)" in rejected.reason
+    assert rejected.result_key == layout.validation_result_key("g", rejected.object_id)
+    assert storage.get_json(rejected.result_key)["success"] is False

@@ -106,15 +106,29 @@ def test_a_training_set_failing_its_checkpoint_stops_training(storage: S3Storage
 def test_a_file_that_crashes_the_gate_is_quarantined_not_retried_forever(
     storage: S3Storage, cfg, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import validation.gates
+    """The crash hits the run over the small files together, then the odd file's own run: it
+    alone is quarantined with the error, its neighbours are accepted."""
+    from great_expectations.checkpoint.checkpoint import Checkpoint
 
-    def crash(*args, **kwargs):  # fault injection: a GX bug hit by one odd file
-        raise RuntimeError("boom in the gate")
+    run = Checkpoint.run
 
-    monkeypatch.setattr(validation.gates, "validate_raw_file", crash)
-    batch = ingest.ingest_batch(
-        storage, cfg, [_land(storage, cfg, "odd.csv", "normal", 100, seed=1)], batch_id="b1"
-    )
+    def crash(self, *args, **kwargs):  # fault injection: a GX bug hit by one odd file
+        frame = kwargs["batch_parameters"]["dataframe"]
+        if "total_charges" in frame and (frame["total_charges"] == 4242.42).any():
+            raise RuntimeError("boom in the gate")
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Checkpoint, "run", crash)
+    files = [_land(storage, cfg, f"n{i}.csv", "normal", 100, seed=i) for i in (2, 3)]
+    odd = generate(100, seed=1, start=START)
+    odd.loc[5, "total_charges"] = 4242.42
+    storage.put_bytes("landing/odd.csv", write_batch(odd, "csv"))
+    files += [f for f in ingest.landed_files(storage, cfg) if f["key"] == "landing/odd.csv"]
+    batch = ingest.ingest_batch(storage, cfg, files, batch_id="b1")
+    assert sorted(o.source_key for o in batch.outcomes if o.valid) == [
+        "landing/n2.csv",
+        "landing/n3.csv",
+    ]
     (outcome,) = batch.quarantined
     assert "validation crashed" in outcome.reason and "boom in the gate" in outcome.reason
     assert storage.exists(outcome.report_key) and storage.exists(outcome.dest_key)

@@ -9,7 +9,8 @@ import pandas as pd
 
 from retrain.batching import plan_chunks
 from retrain.ledger import IdIndex
-from retrain.steps.ingest import FileVerdict, batch_id_for
+from retrain.steps.ingest import batch_id_for
+from retrain.steps.validate import FileVerdict
 
 
 def files(sizes: list[int]) -> list[dict]:

@@ -3,9 +3,9 @@
 Two steps, so that the slow part runs in parallel and the part that must be exactly-once does
 not:
 
-- :func:`validate_files` (one call per chunk of a batch, in parallel Airflow tasks) reads each
-  object, hashes it, runs the raw GX checkpoint and stores the result in the bucket. It moves
-  nothing, so running it twice is harmless.
+- :func:`retrain.steps.validate.validate_files` (one call per chunk of a batch, in parallel
+  Airflow tasks) reads each object, hashes it, runs the raw GX checkpoint and stores the result
+  in the bucket. It moves nothing, so running it twice is harmless.
 - :func:`route_batch` (one call per batch) decides each object's fate with everything the batch
   and the history know (same bytes already accepted? ids already ingested?), *claims* the object
   in the ledger before it moves, then moves it. A retry, or the next run after a crash, finds the
@@ -18,70 +18,25 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from retrain import reports
 from retrain.config import Config
 from retrain.keys import classify_landing_key
-from retrain.layout import Layout, object_id
+from retrain.layout import Layout
 from retrain.ledger import Claim, IdIndex, Ledger
 from retrain.steps.reporting import publish_index
+from retrain.steps.validate import IO_THREADS, FileVerdict, validate_files
 from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
-from retrain.tables import UnreadableFile, iter_table
 
 log = logging.getLogger(__name__)
-
-Fate = Literal["accept", "quarantine", "skip"]
 
 
 def batch_id_for(run_id: str) -> str:
     """A short, stable batch id per DAG run: a retried task writes to the same place."""
     return hashlib.sha256(run_id.encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class LandedFile:
-    """One object of the trigger's listing."""
-
-    key: str
-    etag: str
-    size: int
-    last_modified: str
-
-    @classmethod
-    def of(cls, item: dict[str, Any]) -> LandedFile:
-        return cls(item["key"], item["etag"], int(item["size"]), item.get("last_modified", ""))
-
-    @property
-    def object_id(self) -> str:
-        return object_id(self.key, self.etag, self.last_modified)
-
-
-@dataclass(frozen=True)
-class FileVerdict:
-    """What validation found for one landed object (small: it travels through XCom)."""
-
-    key: str
-    etag: str
-    size: int
-    last_modified: str
-    object_id: str
-    fate: Fate
-    reason: str
-    name: str = ""  # safe name under the batch partition
-    sha256: str | None = None
-    rows: int | None = None
-    result_key: str | None = None
-    failed: tuple[dict[str, Any], ...] = ()  # failed expectations, for the quarantine report
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def of(cls, data: dict[str, Any]) -> FileVerdict:
-        return cls(**{**data, "failed": tuple(data.get("failed") or ())})
 
 
 def landed_files(storage: S3Storage, cfg: Config) -> list[dict[str, Any]]:
@@ -99,74 +54,6 @@ def landed_files(storage: S3Storage, cfg: Config) -> list[dict[str, Any]]:
         for o in storage.iter_objects(prefix)
         if classify_landing_key(o.key, prefix, patterns, o.size).action != "ignore"
     ]
-
-
-def validate_files(
-    storage: S3Storage, cfg: Config, files: Iterable[dict[str, Any]], *, batch_id: str
-) -> list[FileVerdict]:
-    """Read, hash and gate each file; store each GX result; move nothing."""
-    layout = Layout.of(cfg)
-    ledger = Ledger(storage, layout)
-    return [_validate_one(storage, cfg, ledger, layout, LandedFile.of(f), batch_id) for f in files]
-
-
-def _validate_one(
-    storage: S3Storage,
-    cfg: Config,
-    ledger: Ledger,
-    layout: Layout,
-    f: LandedFile,
-    batch_id: str,
-) -> FileVerdict:
-    from validation.gates import RAW_CHUNK_ROWS, unreadable_file_result, validate_raw_chunks
-
-    base = FileVerdict(f.key, f.etag, f.size, f.last_modified, f.object_id, "skip", "")
-    if ledger.get_claim(f.object_id) is not None:
-        return replace(base, reason="claimed by an earlier run: finishing what it decided")
-    fate = classify_landing_key(
-        f.key, cfg.storage.landing_prefix, cfg.ingest.ignore_patterns, f.size
-    )
-    if fate.action == "ignore":
-        return replace(base, reason=fate.reason)
-    if fate.action == "quarantine":
-        return replace(base, fate="quarantine", reason=fate.reason, name=fate.name)
-    try:
-        data, etag = storage.get_bytes_with_etag(f.key)
-    except ObjectNotFound:
-        return replace(base, reason="gone from landing/ before it was read (deleted by its owner?)")
-    if etag.strip('"') != f.etag.strip('"'):
-        return replace(base, reason="replaced by a new upload since it was listed: next batch")
-    sha = hashlib.sha256(data).hexdigest()
-    base = replace(base, name=fate.name, sha256=sha)
-    rows = ids = None
-    try:  # chunk by chunk: memory is bounded by the chunk size, not by the file's rows
-        chunks = iter_table(data, fate.name, cfg.dataset, RAW_CHUNK_ROWS)
-        validated = validate_raw_chunks(chunks, cfg, run_name=f"{batch_id}-{f.object_id}")
-        result, rows, ids = validated.result, validated.rows, validated.ids
-    except UnreadableFile as exc:  # also raised by a later chunk
-        result = unreadable_file_result(fate.name, exc, cfg)
-    except Exception as exc:
-        # A file that crashes the gate would otherwise fail every retry and every later batch
-        # behind it: quarantine it with the error, keep the pipeline moving.
-        log.exception("validating %s crashed", f.key)
-        result = unreadable_file_result(fate.name, f"validation crashed: {exc!r}", cfg)
-    result_key = layout.validation_result_key(batch_id, f.object_id)
-    storage.put_json(result_key, {"file": f.key, "object_id": f.object_id, **result.to_dict()})
-    if not result.success:
-        failed = tuple(
-            {"expectation_type": x.expectation_type, "column": x.column, "details": x.details}
-            for x in result.failed
-        )
-        return replace(
-            base,
-            fate="quarantine",
-            reason=result.summary(),
-            rows=rows,
-            result_key=result_key,
-            failed=failed,
-        )
-    ledger.stage_ids(sha, ids)
-    return replace(base, fate="accept", reason="passed", rows=rows, result_key=result_key)
 
 
 # -- routing -----------------------------------------------------------------------------------
@@ -209,9 +96,6 @@ class IngestResult:
         }
 
 
-ROUTE_THREADS = 8  # concurrent S3 requests while routing (I/O-bound; boto3 clients are thread-safe)
-
-
 def route_batch(
     storage: S3Storage,
     cfg: Config,
@@ -234,7 +118,7 @@ def route_batch(
         key=lambda v: v.key,
     )
     skipped: list[dict[str, str]] = []
-    with ThreadPoolExecutor(ROUTE_THREADS) as pool:
+    with ThreadPoolExecutor(IO_THREADS) as pool:
         claims = _map(pool, lambda v: ledger.get_claim(v.object_id), items)
         # claims of earlier tries first: their accepted ids must count for the files below
         earlier = [i for i, c in enumerate(claims) if c is not None]

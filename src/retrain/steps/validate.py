@@ -1,0 +1,306 @@
+"""Ingest's first step: read, hash and gate each landed object, and store each GX result.
+
+It moves nothing, so running it twice is harmless (routing, in :mod:`retrain.steps.ingest`,
+is the exactly-once part). Per file the fixed costs dominate for small files, so they are cut:
+objects are read ahead with concurrent requests (bounded in bytes), files of one chunk are
+validated many at a time in one GX run (:mod:`validation.grouped`, each file still getting its
+own verdict), larger files alone and chunk by chunk, and results are written concurrently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from retrain.config import Config
+from retrain.keys import classify_landing_key
+from retrain.layout import Layout, object_id
+from retrain.ledger import Ledger
+from retrain.storage import ObjectNotFound, S3Storage
+from retrain.tables import UnreadableFile, iter_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from validation.gates import GateResult
+
+log = logging.getLogger(__name__)
+
+Fate = Literal["accept", "quarantine", "skip"]
+IO_THREADS = 8  # concurrent S3 requests (I/O-bound; boto3 clients are thread-safe)
+# Bytes of landed objects read ahead while earlier ones are validated; a larger object is read
+# alone when its turn comes.
+READ_AHEAD_BYTES = 32 << 20
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """One object of the trigger's listing."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: str
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> LandedFile:
+        return cls(item["key"], item["etag"], int(item["size"]), item.get("last_modified", ""))
+
+    @property
+    def object_id(self) -> str:
+        return object_id(self.key, self.etag, self.last_modified)
+
+
+@dataclass(frozen=True)
+class FileVerdict:
+    """What validation found for one landed object (small: it travels through XCom)."""
+
+    key: str
+    etag: str
+    size: int
+    last_modified: str
+    object_id: str
+    fate: Fate
+    reason: str
+    name: str = ""  # safe name under the batch partition
+    sha256: str | None = None
+    rows: int | None = None
+    result_key: str | None = None
+    failed: tuple[dict[str, Any], ...] = ()  # failed expectations, for the quarantine report
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> FileVerdict:
+        return cls(**{**data, "failed": tuple(data.get("failed") or ())})
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """A landed object read and hashed, not yet parsed (``verdict`` has name and sha256)."""
+
+    verdict: FileVerdict
+    data: bytes = b""
+
+
+@dataclass(frozen=True)
+class _Small:
+    """A file of one chunk, parsed, waiting for its group."""
+
+    position: int
+    verdict: FileVerdict
+    frame: pd.DataFrame
+
+
+def validate_files(
+    storage: S3Storage, cfg: Config, files: Iterable[dict[str, Any]], *, batch_id: str
+) -> list[FileVerdict]:
+    """Read, hash and gate each file; store each GX result; move nothing."""
+    from validation.gates import RAW_CHUNK_ROWS, validate_raw_chunks
+    from validation.grouped import GROUP_ROWS
+
+    layout = Layout.of(cfg)
+    ledger = Ledger(storage, layout)
+    landed = [LandedFile.of(f) for f in files]
+    verdicts: list[FileVerdict | None] = [None] * len(landed)
+    small: list[_Small] = []
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        writes: list[Future] = []
+        store = _Store(storage, ledger, layout, pool, writes, batch_id)
+        fetch = lambda f: _fetch(storage, cfg, ledger, f)  # noqa: E731
+        for i, got in _read_ahead(pool, landed, fetch):
+            if isinstance(got, FileVerdict):
+                verdicts[i] = got
+                continue
+            verdict, run_name = got.verdict, f"{batch_id}-{got.verdict.object_id}"
+            try:  # chunk by chunk: memory is bounded by the chunk size, not by the file's rows
+                chunks = iter_table(got.data, verdict.name, cfg.dataset, RAW_CHUNK_ROWS)
+                del got
+                head = [next(chunks)]
+                if (second := next(chunks, None)) is None:
+                    small.append(_Small(i, verdict, head.pop()))
+                    if sum(len(s.frame) for s in small) >= GROUP_ROWS:
+                        _validate_small(cfg, small, verdicts, store)
+                    continue
+                head.append(second)
+                del second
+                validated = validate_raw_chunks(_resume(head, chunks), cfg, run_name=run_name)
+                result, rows, ids = validated.result, validated.rows, validated.ids
+            except Exception as exc:  # UnreadableFile also from a later chunk
+                result, rows, ids = _failure(verdict, exc, cfg), None, None
+            verdicts[i] = store.one(verdict, result, rows, ids)
+        _validate_small(cfg, small, verdicts, store)
+        for write in writes:
+            write.result()  # raise the first failed write: the task is retried
+    return [v for v in verdicts if v is not None]
+
+
+def _fetch(
+    storage: S3Storage, cfg: Config, ledger: Ledger, f: LandedFile
+) -> FileVerdict | _Fetched:
+    """A verdict the key or the ledger decides, or the object's bytes (runs in a thread)."""
+    base = FileVerdict(f.key, f.etag, f.size, f.last_modified, f.object_id, "skip", "")
+    if ledger.get_claim(f.object_id) is not None:
+        return replace(base, reason="claimed by an earlier run: finishing what it decided")
+    fate = classify_landing_key(
+        f.key, cfg.storage.landing_prefix, cfg.ingest.ignore_patterns, f.size
+    )
+    if fate.action == "ignore":
+        return replace(base, reason=fate.reason)
+    if fate.action == "quarantine":
+        return replace(base, fate="quarantine", reason=fate.reason, name=fate.name)
+    try:
+        data, etag = storage.get_bytes_with_etag(f.key)
+    except ObjectNotFound:
+        return replace(base, reason="gone from landing/ before it was read (deleted by its owner?)")
+    if etag.strip('"') != f.etag.strip('"'):
+        return replace(base, reason="replaced by a new upload since it was listed: next batch")
+    sha = hashlib.sha256(data).hexdigest()
+    return _Fetched(replace(base, name=fate.name, sha256=sha), data)
+
+
+def _read_ahead(
+    pool: ThreadPoolExecutor,
+    landed: list[LandedFile],
+    fetch: Callable[[LandedFile], FileVerdict | _Fetched],
+) -> Iterator[tuple[int, FileVerdict | _Fetched]]:
+    """``(position, fetch(file))`` in order, with later files fetched meanwhile while their
+    sizes add up to at most READ_AHEAD_BYTES (always at least the next one)."""
+    pending: deque[tuple[int, Future]] = deque()
+    ahead = 0
+    following = 0
+    for _ in landed:
+        while following < len(landed) and (
+            not pending or ahead + landed[following].size <= READ_AHEAD_BYTES
+        ):
+            pending.append((following, pool.submit(fetch, landed[following])))
+            ahead += landed[following].size
+            following += 1
+        position, future = pending.popleft()
+        ahead -= landed[position].size
+        yield position, future.result()
+
+
+def _resume(head: list[pd.DataFrame], rest: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The chunks already taken, then the rest, holding none after it is handed on."""
+    while head:
+        yield head.pop(0)
+    yield from rest
+
+
+def _validate_small(
+    cfg: Config, small: list[_Small], verdicts: list[FileVerdict | None], store: _Store
+) -> None:
+    """Validate the waiting one-chunk files together, store their results, empty the list."""
+    from validation.grouped import validate_raw_group
+
+    if not small:
+        return
+    frames = [s.frame for s in small]
+    try:
+        run_name = f"{store.batch_id}-group"
+        validations: list[Any] = validate_raw_group(frames, cfg, run_name=run_name)
+    except Exception:  # whatever crashed the group must not take every file with it
+        log.exception("validating %d files together crashed: now one by one", len(small))
+        validations = [None] * len(small)
+    del frames
+    for s, validated in zip(small, validations, strict=True):
+        if validated is None:
+            validated = _alone(cfg, s, store.batch_id)
+        if validated.group:
+            members = [small[j].verdict for j in validated.group]
+            verdicts[s.position] = store.shared(s.verdict, members, validated)
+        else:
+            verdicts[s.position] = store.one(
+                s.verdict, validated.result, validated.rows, validated.ids
+            )
+    small.clear()
+
+
+def _alone(cfg: Config, s: _Small, batch_id: str) -> Any:
+    from validation.gates import RawValidation, text_ids, validate_raw_file
+
+    try:
+        result = validate_raw_file(s.frame, cfg, run_name=f"{batch_id}-{s.verdict.object_id}")
+    except Exception as exc:
+        result = _failure(s.verdict, exc, cfg)
+    return RawValidation(
+        result=result, rows=len(s.frame), ids=text_ids(s.frame, cfg.dataset.id_column)
+    )
+
+
+def _failure(verdict: FileVerdict, exc: Exception, cfg: Config) -> GateResult:
+    """The failed result of a file that could not be read, or that crashed the gate (which
+    would otherwise fail every retry and every later batch behind it)."""
+    from validation.gates import unreadable_file_result
+
+    if isinstance(exc, UnreadableFile):
+        return unreadable_file_result(verdict.name, exc, cfg)
+    log.error("validating %s crashed", verdict.key, exc_info=exc)
+    return unreadable_file_result(verdict.name, f"validation crashed: {exc!r}", cfg)
+
+
+@dataclass
+class _Store:
+    """Writes results and staged ids in the background and turns results into verdicts."""
+
+    storage: S3Storage
+    ledger: Ledger
+    layout: Layout
+    pool: ThreadPoolExecutor
+    writes: list[Future]
+    batch_id: str
+    _groups: dict[tuple[str, ...], str] | None = None
+
+    def one(
+        self, v: FileVerdict, result: GateResult, rows: int | None, ids: pd.Series | None
+    ) -> FileVerdict:
+        """A file validated alone: its own result."""
+        key = self.layout.validation_result_key(self.batch_id, v.object_id)
+        self._write(key, {"file": v.key, "object_id": v.object_id, **result.to_dict()})
+        return self._verdict(v, result, rows, ids, key)
+
+    def shared(self, v: FileVerdict, members: list[FileVerdict], validated: Any) -> FileVerdict:
+        """A file validated together with ``members``: their result, written once."""
+        oids = tuple(m.object_id for m in members)
+        groups = self._groups if self._groups is not None else {}
+        self._groups = groups
+        if oids not in groups:
+            groups[oids] = self.layout.validation_group_key(self.batch_id, list(oids))
+            files = [{"file": m.key, "object_id": m.object_id} for m in members]
+            self._write(groups[oids], {"files": files, **validated.result.to_dict()})
+        return self._verdict(v, validated.result, validated.rows, validated.ids, groups[oids])
+
+    def _verdict(
+        self,
+        v: FileVerdict,
+        result: GateResult,
+        rows: int | None,
+        ids: pd.Series | None,
+        result_key: str,
+    ) -> FileVerdict:
+        if not result.success:
+            failed = tuple(
+                {"expectation_type": x.expectation_type, "column": x.column, "details": x.details}
+                for x in result.failed
+            )
+            return replace(
+                v,
+                fate="quarantine",
+                reason=result.summary(),
+                rows=rows,
+                result_key=result_key,
+                failed=failed,
+            )
+        assert v.sha256 is not None and ids is not None
+        self.writes.append(self.pool.submit(self.ledger.stage_ids, v.sha256, ids))
+        return replace(v, fate="accept", reason="passed", rows=rows, result_key=result_key)
+
+    def _write(self, key: str, payload: dict[str, Any]) -> None:
+        self.writes.append(self.pool.submit(self.storage.put_json, key, payload))
