@@ -6,7 +6,7 @@ incremental. Emits the features asset when something new was written.
 
 from __future__ import annotations
 
-from _shared.common import CONFIG, DAG_KWARGS, FEATURES, RAW, TAGS, storage
+from _shared.common import CONFIG, DAG_KWARGS, FEATURES, RAW, RUN_DEADLINE, TAGS, storage
 from airflow.sdk import dag, get_current_context, task
 
 
@@ -15,6 +15,7 @@ from airflow.sdk import dag, get_current_context, task
     schedule=[RAW],
     tags=[*TAGS, "features"],
     doc_md=__doc__,
+    deadline=RUN_DEADLINE,
     **DAG_KWARGS,
 )
 def features():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from _shared.common import CONFIG, DAG_KWARGS, RAW, TAGS, storage
+from _shared.common import ALERTING, CONFIG, DAG_KWARGS, RAW, TAGS, storage
 from airflow.sdk import dag, get_current_context, task
 
 from triggers.landing import LandingSensor
@@ -52,11 +52,14 @@ def ingest():
 
     @task
     def route(verdicts: list[list[dict]]) -> dict:
-        from retrain.steps.ingest import batch_id_for, route_batch
+        from retrain.steps.ingest import alert_quarantined, batch_id_for, route_batch
 
-        batch_id = batch_id_for(get_current_context()["run_id"])
+        context = get_current_context()
         flat = [v for chunk in verdicts for v in chunk]
-        return route_batch(storage(), CONFIG, flat, batch_id=batch_id).as_dict()
+        bucket = storage()
+        result = route_batch(bucket, CONFIG, flat, batch_id=batch_id_for(context["run_id"]))
+        ALERTING.send(alert_quarantined(ALERTING.incidents(), bucket, result), context)
+        return result.as_dict()
 
     @task(outlets=[RAW])
     def publish_raw(batch: dict) -> None:

@@ -9,7 +9,16 @@ of models/champion.json; the decision record is written either way.
 
 from __future__ import annotations
 
-from _shared.common import CONFIG, DAG_KWARGS, FEATURES, MODEL, TAGS, storage
+from _shared.common import (
+    ALERTING,
+    CONFIG,
+    DAG_KWARGS,
+    FEATURES,
+    MODEL,
+    RUN_DEADLINE,
+    TAGS,
+    storage,
+)
 from airflow.sdk import dag, get_current_context, task
 
 
@@ -18,6 +27,7 @@ from airflow.sdk import dag, get_current_context, task
     schedule=[FEATURES],
     tags=[*TAGS, "training"],
     doc_md=__doc__,
+    deadline=RUN_DEADLINE,
     **DAG_KWARGS,
 )
 def retrain():
@@ -51,12 +61,16 @@ def retrain():
     def deploy(decision: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from retrain.steps.retrain import deploy
+        from retrain.steps.retrain import deploy, record_outcome
 
-        result = deploy(storage(), CONFIG, decision)
+        context = get_current_context()
+        bucket = storage()
+        result = deploy(bucket, CONFIG, decision)
+        alert = record_outcome(ALERTING.incidents(), bucket, CONFIG, result, run=context["run_id"])
+        ALERTING.send(alert, context)
         if not result.deployed:
             raise AirflowSkipException(f"held: {result.reason}")
-        get_current_context()["outlet_events"][MODEL].extra = result.as_dict()
+        context["outlet_events"][MODEL].extra = result.as_dict()
         return result.as_dict()
 
     training_set = check_training_set()

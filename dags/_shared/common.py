@@ -1,4 +1,4 @@
-"""What the three DAG files share: the config, the assets, default task arguments, storage.
+"""What the DAG files share: the config, the assets, default task arguments, storage, alerts.
 
 Kept light on purpose: it runs on every DAG parse. Heavy work (boto3, pandas, GX, LightGBM) is
 imported inside the functions that the tasks call.
@@ -6,15 +6,23 @@ imported inside the functions that the tasks call.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from airflow.sdk import Asset
 
 from retrain.config import load_config
+from triggers.alerting import Alerting, bucket
 
 if TYPE_CHECKING:
     from retrain.storage import S3Storage
+
+# Task logs keep the pipeline's own lines (what was read, decided, where the report is) at INFO;
+# the libraries' internal chatter stays below WARNING (GX is quieted again when it is imported:
+# validation.context.quiet_gx_logs).
+for _name in ("botocore", "boto3", "s3transfer", "urllib3", "great_expectations", "lightgbm"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 CONFIG = load_config()
 _S = CONFIG.storage
@@ -26,27 +34,32 @@ RAW = Asset(name="raw", uri=f"s3://{_S.bucket}/{_S.raw_prefix}")
 FEATURES = Asset(name="features", uri=f"s3://{_S.bucket}/{_S.features_prefix}")
 MODEL = Asset(name="model", uri=f"s3://{_S.bucket}/{_S.models_prefix}")
 
+
+def storage() -> S3Storage:
+    """The bucket, through the Airflow connection: the hook owns the client."""
+    return bucket(CONFIG)
+
+
+# Every failing task alerts (once per run, after its last retry); a DAG run that succeeds closes
+# its DAG's incident (see triggers/alerting.py).
+ALERTING = Alerting(CONFIG, storage)
 DEFAULT_ARGS = {
     "owner": OWNER,
     "retries": CONFIG.orchestration.task_retries,
     "retry_delay": timedelta(seconds=20),
     "execution_timeout": timedelta(minutes=CONFIG.orchestration.task_timeout_minutes),
+    "on_failure_callback": ALERTING.failure_notifier(),
 }
 # What every DAG of the pipeline shares: one run at a time (runs of one DAG work on the same
-# prefixes), no backfill, the default task arguments above.
+# prefixes), no backfill, the default task arguments above, the recovery callback.
 DAG_KWARGS = {
     "max_active_runs": 1,
     "start_date": START_DATE,
     "catchup": False,
     "default_args": DEFAULT_ARGS,
+    "on_success_callback": ALERTING.dag_succeeded,
 }
-
-
-def storage() -> S3Storage:
-    """The bucket, through the Airflow connection: the hook owns the client."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    from retrain.storage import S3Storage
-
-    client = S3Hook(aws_conn_id=CONFIG.orchestration.aws_conn_id).get_conn()
-    return S3Storage(client, _S.bucket)
+# Features and retrain runs carry a deadline (ingest waits for files by design, the watchdog
+# is short): a run still unfinished after [watchdog] max_run_minutes sends a notice from the
+# triggerer.
+RUN_DEADLINE = ALERTING.deadline(CONFIG.watchdog.max_run_minutes)

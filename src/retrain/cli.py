@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +53,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"S3 endpoint:      {stack.s3_endpoint}  (drop more files into "
         f"{storage.uri(cfg.storage.landing_prefix)}; `make stop` stops everything)"
     )
+    received = _receive_alerts(stack) or []
+    print(
+        f"--- alerts: {len(received)} arrived through SNS ({cfg.alerts.sns_topic_arn}); "
+        "`retrain alerts` shows new ones, `retrain status` the state"
+    )
+    _print_alerts(received)
     return 0
 
 
@@ -93,23 +101,85 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from retrain.layout import Layout
-    from retrain.ledger import Ledger
+    """The local stack's bucket and Airflow when there is one, else the config's (and
+    ``--airflow-url``): the same screen on a laptop and against production."""
+    from botocore.exceptions import BotoCoreError
 
-    stack = _stack_env(Path(args.root))
-    cfg = load_config()
-    storage = _storage(cfg)
-    print(f"stack:    {'running' if devstack.running(Path(args.root)) else 'NOT running'}")
-    print(f"champion: {_champion_line(storage, cfg)}")
-    for dag_id in devstack.DAG_IDS:
-        runs = stack.api.dag_runs(dag_id, limit=3)
-        print(f"{dag_id:9} " + ", ".join(f"{r.run_id}={r.state}" for r in runs))
-    actions = Ledger(storage, Layout.of(cfg)).actions(limit=10)
-    print(f"retract/replay ({len(actions)} most recent):" if actions else "retract/replay: none")
-    for a in actions:
-        what = ", ".join(a.get("raw_keys") or [a.get("quarantine_key", "?")])
-        print(f"  {a['at']}  {a['action']:8} by {a.get('by', '?')}: {what} -- {a.get('reason')}")
+    from retrain.status import gather, render
+    from retrain.storage import StorageError
+
+    root = Path(args.root)
+    _use_local_stack(root)
+    cfg, api = load_config(), _airflow(args)
+    stack = _stack_state(root)
+    try:
+        status = gather(_storage(cfg), cfg, api=api, days=args.days, dag_ids=devstack.DAG_IDS)
+    except (StorageError, BotoCoreError) as exc:
+        print(
+            f"status: cannot read {cfg.storage.bucket!r} (local stack: {stack}): {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.json:
+        print(json.dumps({"stack": stack, **status.as_dict()}, indent=2))
+        return 0
+    print(f"local stack: {stack}")
+    print(render(status))
     return 0
+
+
+def _stack_state(root: Path) -> str:
+    if devstack.load(root) is None:
+        return "none (bucket from the config and environment)"
+    return "running" if devstack.running(root) else "NOT running"
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """What arrived on the local stack's alerts queue since the last call (reading takes the
+    messages off the queue; ``retrain status`` lists the recent ones from the bucket)."""
+    stack = devstack.load(Path(args.root))
+    if stack is None or not stack.alerts_queue_url:
+        print(
+            f"no local stack with an alerts queue under {args.root}: alerts go to the "
+            "[alerts] sns_topic_arn's subscribers; `retrain status` shows the recent ones",
+            file=sys.stderr,
+        )
+        return 1
+    received = _receive_alerts(stack)
+    if received is None:
+        return 1
+    if args.json:
+        print(json.dumps([r.as_dict() for r in received], indent=2))
+    elif not received:
+        print("no alerts arrived since the last `retrain alerts`")
+    else:
+        _print_alerts(received)
+    return 0
+
+
+def _receive_alerts(stack: devstack.Stack):
+    """The alerts waiting on the local stack's queue (taken off it), or None if unreadable."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from retrain.inbox import receive
+
+    env = stack.env()
+    try:
+        return receive(
+            stack.s3_endpoint,
+            stack.alerts_queue_url,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+    except (BotoCoreError, ClientError) as exc:
+        print(f"alerts: cannot read the queue (stack stopped?): {exc}", file=sys.stderr)
+        return None
+
+
+def _print_alerts(received) -> None:
+    for r in received:
+        print(f"{r.sent_at}  {r.subject or '(no subject)'}")
+        print(textwrap.indent(r.message, "    "))
 
 
 def _airflow(args: argparse.Namespace):
@@ -183,7 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     for p in (demo, sub.add_parser("start", help="start the local stack")):
         p.add_argument("--parallelism", type=int, default=4)
     sub.add_parser("stop", help="stop the local stack")
-    sub.add_parser("status", help="stack, champion, latest runs, retractions and replays")
+    st = sub.add_parser(
+        "status",
+        help="one screen: why no retrain, champion, data, quarantine, runs, incidents, alerts",
+    )
+    st.add_argument("--json", action="store_true", help="everything as JSON")
+    st.add_argument("--days", type=int, default=3, help="quarantined files of this many days")
+    st.add_argument("--airflow-url", default="", help="api-server (default: the local stack)")
+    al = sub.add_parser("alerts", help="the alerts that arrived on the local stack's queue")
+    al.add_argument("--json", action="store_true", help="as JSON")
     rt = sub.add_parser("retract", help="take an accepted file or batch back out, then retrain")
     rt.add_argument("target", help="a raw key, a file name as it landed, or a batch id")
     rt.add_argument("--reason", required=True, help="why (recorded with who and when)")
@@ -204,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "start": cmd_start,
         "stop": cmd_stop,
         "status": cmd_status,
+        "alerts": cmd_alerts,
         "upload": cmd_upload,
         "retract": cmd_retract,
         "replay": cmd_replay,

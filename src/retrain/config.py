@@ -145,6 +145,45 @@ class OrchestrationConfig:
     task_timeout_minutes: float = 30.0
 
 
+NOTIFIERS = ("sns", "log")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Where alerts go (see README, "Alerts"). Every alert is also kept in the bucket."""
+
+    # "sns": the amazon provider's SnsNotifier to sns_topic_arn, through the AWS connection;
+    # "log": only the task log and the bucket (Slack, e-mail: see the README).
+    notifier: str = "log"
+    sns_topic_arn: str = ""
+    # The Airflow UI as people reach it, for the links in alerts (empty: Airflow's own
+    # [api] base_url).
+    airflow_url: str = ""
+
+
+@dataclass(frozen=True)
+class WatchdogConfig:
+    """Limits the watchdog DAG checks on its timer, whether or not the pipeline runs."""
+
+    interval_minutes: float = 5.0
+    max_data_age_hours: float = 48.0  # no file accepted for longer: data stopped arriving
+    max_champion_age_hours: float = 168.0  # the deployed model is older than this
+    max_landing_wait_minutes: float = 15.0  # a file waits in landing/ longer: trigger down?
+    max_failed_retrains: int = 3  # this many retrain runs in a row failed or held
+    # A features or retrain run not finished this long after it was queued (Airflow's deadline
+    # alerts: they exist once a run exists, so they complement the timer above).
+    max_run_minutes: float = 60.0
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """StatsD metrics of the pipeline and of Airflow itself (off while statsd_host is empty)."""
+
+    statsd_host: str = ""
+    statsd_port: int = 8125
+    prefix: str = "retrain"
+
+
 @dataclass(frozen=True)
 class Config:
     dataset: DatasetConfig
@@ -154,6 +193,9 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = ""  # where it was loaded from, for error messages
 
 
@@ -164,6 +206,9 @@ _SECTIONS: dict[str, type] = {
     "training": TrainingConfig,
     "gate": GateConfig,
     "orchestration": OrchestrationConfig,
+    "alerts": AlertsConfig,
+    "watchdog": WatchdogConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -298,9 +343,12 @@ def _check(cfg: Config) -> None:
     for where, value, allowed in (
         ("[validation] extra_columns", cfg.validation.extra_columns, EXTRA_COLUMN_POLICIES),
         ("[ingest] duplicate_ids", cfg.ingest.duplicate_ids, DUPLICATE_ID_POLICIES),
+        ("[alerts] notifier", cfg.alerts.notifier, NOTIFIERS),
     ):
         if value not in allowed:
             raise ConfigError(f"{cfg.source}: {where} must be one of {allowed}, got {value!r}")
+    if cfg.alerts.notifier == "sns" and not cfg.alerts.sns_topic_arn:
+        raise ConfigError(f'{cfg.source}: [alerts] notifier = "sns" needs sns_topic_arn')
     if cfg.ingest.validate_tasks < 1:
         raise ConfigError(f"{cfg.source}: [ingest] validate_tasks must be at least 1")
     if not 0 < cfg.training.holdout_fraction < 1:

@@ -23,7 +23,8 @@ from retrain.airflow_api import AirflowApi, AirflowApiError
 from retrain.s3server import free_port, start_s3_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DAG_IDS = ("ingest", "features", "retrain")
+DAG_IDS = ("ingest", "features", "retrain")  # the pipeline, started by data
+WATCHDOG_DAG_ID = "watchdog"  # monitoring on a timer
 # What `airflow standalone` runs, started one by one so that the log servers (which bind every
 # interface) can be left out: on one machine the api-server reads task logs from local files.
 AIRFLOW_COMPONENTS = {
@@ -56,6 +57,8 @@ class Stack:
     # (defaults keep a stack.json written before these fields loadable).
     parallelism: int = 4
     overrides: dict[str, str] = field(default_factory=dict)
+    # The SQS queue subscribed to the alerts topic (what `retrain alerts` reads).
+    alerts_queue_url: str = ""
 
     @property
     def api(self) -> AirflowApi:
@@ -66,8 +69,10 @@ class Stack:
         return Path(self.root) / "airflow"
 
     def env(self) -> dict[str, str]:
-        """Environment for clients of this stack (CLI, tests): where the bucket is."""
+        """Environment for clients of this stack (CLI, tests): where the bucket is, and the
+        config overrides the stack runs with (e.g. its alerts topic)."""
         return {
+            **{k: v for k, v in self.overrides.items() if k.startswith("RETRAIN__")},
             "RETRAIN__STORAGE__ENDPOINT_URL": self.s3_endpoint,
             "RETRAIN__STORAGE__BUCKET": self.bucket,
             "AWS_ACCESS_KEY_ID": LOCAL_KEY_ID,
@@ -124,6 +129,11 @@ def airflow_env(
         }
     )
     env.update(overrides or {})
+    # Airflow's own StatsD metrics go where the pipeline's go ([metrics], off by default).
+    from retrain.config import load_config
+    from retrain.metrics import airflow_statsd_env
+
+    env.update(airflow_statsd_env(load_config(env["RETRAIN_CONFIG"], env=env).metrics))
     return env
 
 
@@ -207,18 +217,24 @@ def start(
     logs = root / "logs"
     s3_endpoint = f"http://127.0.0.1:{ports['s3']}"
     pids: dict[str, int] = {}
-    env = airflow_env(
-        root,
-        s3_endpoint=s3_endpoint,
-        bucket=bucket,
-        ports=ports,
-        parallelism=parallelism,
-        overrides=overrides,
-    )
     try:
-        log(f"starting S3-compatible server on {s3_endpoint}")
+        log(f"starting S3-compatible server on {s3_endpoint} (also SNS and SQS, for alerts)")
         pids["s3"] = start_s3_server(ports["s3"], log_path=logs / "s3.log").pid
         _create_bucket(s3_endpoint, bucket)
+        topic_arn, queue_url = _create_alert_channel(s3_endpoint, f"{bucket}-alerts")
+        overrides = {
+            "RETRAIN__ALERTS__NOTIFIER": "sns",
+            "RETRAIN__ALERTS__SNS_TOPIC_ARN": topic_arn,
+            **(overrides or {}),
+        }
+        env = airflow_env(
+            root,
+            s3_endpoint=s3_endpoint,
+            bucket=bucket,
+            ports=ports,
+            parallelism=parallelism,
+            overrides=overrides,
+        )
         log(
             f"starting Airflow on http://127.0.0.1:{ports['api']} (AIRFLOW_HOME={root / 'airflow'})"
         )
@@ -233,7 +249,8 @@ def start(
             pids=pids,
             ports=ports,
             parallelism=parallelism,
-            overrides=dict(overrides or {}),
+            overrides=overrides,
+            alerts_queue_url=queue_url,
         )
         _save(stack)
         _wait_airflow(stack, ready_timeout, logs, log)
@@ -333,6 +350,27 @@ def _create_bucket(endpoint: str, bucket: str) -> None:
     client.create_bucket(Bucket=bucket)  # answers 200 when it exists already, as on AWS
 
 
+def _create_alert_channel(endpoint: str, name: str) -> tuple[str, str]:
+    """An SNS topic with an SQS queue subscribed, on the local server: alerts travel as they
+    would on AWS, and `retrain alerts` reads what arrived. Returns (topic ARN, queue URL)."""
+    import boto3
+
+    kwargs = {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": LOCAL_KEY_ID,
+        "aws_secret_access_key": LOCAL_SECRET,
+    }
+    sns, sqs = boto3.client("sns", **kwargs), boto3.client("sqs", **kwargs)
+    topic_arn = sns.create_topic(Name=name)["TopicArn"]  # idempotent, as on AWS
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return topic_arn, queue_url
+
+
 def _wait_airflow(stack: Stack, timeout: float, logs: Path, log) -> None:
     api = stack.api
     started = time.monotonic()
@@ -345,14 +383,15 @@ def _wait_airflow(stack: Stack, timeout: float, logs: Path, log) -> None:
             return False
         if errors := api.import_errors():
             raise StackError(f"DAG import errors: {json.dumps(errors, indent=2)[:4000]}")
-        return set(DAG_IDS) <= set(api.dag_ids())
+        return {*DAG_IDS, WATCHDOG_DAG_ID} <= set(api.dag_ids())
 
     try:
         wait_for(ready, timeout=timeout, interval=1.0, what="Airflow to load the DAGs")
     except TimeoutError as exc:
         tails = "\n".join(f"--- {n}\n{tail_log(logs / f'{n}.log', 20)}" for n in AIRFLOW_COMPONENTS)
         raise StackError(f"{exc}\n{tails}") from exc
-    log(f"Airflow ready in {time.monotonic() - started:.0f}s: DAGs {', '.join(DAG_IDS)}")
+    dags = ", ".join((*DAG_IDS, WATCHDOG_DAG_ID))
+    log(f"Airflow ready in {time.monotonic() - started:.0f}s: DAGs {dags}")
 
 
 def tail_log(path: Path, lines: int = 60) -> str:

@@ -16,14 +16,19 @@ here can leave its prefix.
     ledger/ids/<sha256>.parquet                        ids of accepted content (duplicate ids)
     ledger/staging/ids/<sha256>.parquet                ids of validated, not yet accepted content
     ledger/actions/<when>-<kind>-<token>.json          retract / replay records (who, when, why)
+    ledger/incidents/<incident>.json                   open incidents (retrain.alerts)
+    ledger/last_accepted.json                          the newest accepted file (data freshness)
+    ledger/retrain_streak.json                         retrain runs in a row without a deploy
     reports/validations/<batch>/<object_id>.json       a file's validation result (alone)
     reports/validations/<batch>/group-<token>.json     the result of files validated together
+    reports/alerts/<when>-<incident>.json              every alert sent
 """
 
 from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -132,7 +137,33 @@ class Layout:
     def action_key(self, when: datetime, kind: str, token: str) -> str:
         return f"{self.actions_prefix}{when:%Y%m%dT%H%M%S%fZ}-{kind}-{token}.json"
 
+    @property
+    def incidents_prefix(self) -> str:
+        return f"{self.s.ledger_prefix}incidents/"
+
+    def incident_key(self, name: str) -> str:
+        """``name`` is the project's own (``dag:retrain``, ``watchdog:data_age``)."""
+        if not re.fullmatch(r"[a-z0-9_:.-]{1,100}", name):
+            raise ValueError(f"not an incident name: {name!r}")
+        return f"{self.incidents_prefix}{name.replace(':', '.')}.json"
+
+    @property
+    def streak_key(self) -> str:
+        return f"{self.s.ledger_prefix}retrain_streak.json"
+
+    @property
+    def last_accepted_key(self) -> str:
+        return f"{self.s.ledger_prefix}last_accepted.json"
+
     # -- reports ------------------------------------------------------------------------------
+
+    @property
+    def alerts_prefix(self) -> str:
+        return f"{self.s.reports_prefix}alerts/"
+
+    def alert_key(self, when: datetime, incident: str) -> str:
+        token = incident.replace(":", ".")
+        return f"{self.alerts_prefix}{when.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{token}.json"
 
     def validation_result_key(self, batch_id: str, oid: str) -> str:
         return f"{self.s.reports_prefix}validations/{batch_id}/{oid}.json"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from retrain.devstack import DAG_IDS
+from retrain.devstack import DAG_IDS, WATCHDOG_DAG_ID
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = PROJECT_ROOT / "dags"
@@ -31,8 +31,8 @@ def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
 
 
-def test_the_three_dags_are_there(dagbag) -> None:
-    assert set(dagbag.dag_ids) == set(DAG_IDS)
+def test_the_dags_are_there(dagbag) -> None:
+    assert set(dagbag.dag_ids) == {*DAG_IDS, WATCHDOG_DAG_ID}
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
@@ -48,6 +48,29 @@ def test_dag_hygiene(dagbag, dag_id: str) -> None:
         assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id}: owner"
         assert task.retries >= 1, f"{dag_id}.{task.task_id}: retries"
         assert isinstance(task.execution_timeout, timedelta), f"{dag_id}.{task.task_id}: timeout"
+    _assert_alerting(dag)
+
+
+def _assert_alerting(dag) -> None:
+    """Nothing fails silently: every task alerts on failure, every run's success can close an
+    incident."""
+    from triggers.alerting import PipelineFailureNotifier
+
+    assert dag.has_on_success_callback or dag.on_success_callback, f"{dag.dag_id}: success cb"
+    for task in dag.tasks:
+        callbacks = task.on_failure_callback
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        assert any(isinstance(c, PipelineFailureNotifier) for c in callbacks), (
+            f"{dag.dag_id}.{task.task_id}: no failure alert"
+        )
+
+
+def test_the_watchdog_runs_on_a_timer_and_alerts(dagbag) -> None:
+    """Monitoring may run on a timer (the pipeline may not): it must see what no run reports."""
+    dag = dagbag.dags[WATCHDOG_DAG_ID]
+    assert isinstance(dag.schedule, timedelta) and dag.schedule <= timedelta(hours=1)
+    assert dag.max_active_runs == 1 and not dag.catchup
+    _assert_alerting(dag)
 
 
 def test_asset_graph(dagbag) -> None:

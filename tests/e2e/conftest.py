@@ -32,19 +32,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
         assert devstack.load(root) is None
 
 
-@pytest.fixture(scope="session")
-def cfg(stack: devstack.Stack) -> Config:
-    return load_config(PROJECT_ROOT / "retrain.toml", env={**stack.env(), **FAST})
+def config_of(stack: devstack.Stack) -> Config:
+    """The config the stack's tasks run with (its overrides included)."""
+    return load_config(PROJECT_ROOT / "retrain.toml", env=stack.env())
 
 
-@pytest.fixture(scope="session")
-def storage(cfg: Config, stack: devstack.Stack) -> S3Storage:
+def storage_of(stack: devstack.Stack) -> S3Storage:
     env = stack.env()
     return S3Storage.from_config(
-        cfg.storage,
+        config_of(stack).storage,
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+@pytest.fixture(scope="session")
+def cfg(stack: devstack.Stack) -> Config:
+    return config_of(stack)
+
+
+@pytest.fixture(scope="session")
+def storage(stack: devstack.Stack) -> S3Storage:
+    return storage_of(stack)
 
 
 @contextlib.contextmanager

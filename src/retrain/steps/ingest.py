@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from retrain import metrics as statsd
 from retrain import reports
+from retrain.alerts import Alert, Incidents, first_line
 from retrain.config import Config
 from retrain.keys import classify_landing_key
 from retrain.layout import Layout
@@ -163,6 +165,25 @@ def route_batch(
         else:
             outcomes.append(finished[i])
     summary_key = _publish(storage, cfg, batch_id, outcomes) if outcomes else None
+    accepted_now = [o for o in outcomes if o.valid]
+    with statsd.Metrics.from_config(cfg.metrics) as m:
+        statsd.record_batch(
+            m,
+            accepted=len(accepted_now),
+            quarantined=len(outcomes) - len(accepted_now),
+            rows=sum(o.rows or 0 for o in accepted_now),
+        )
+    if accepted_now:  # data freshness, for the watchdog
+        storage.put_json(
+            layout.last_accepted_key,
+            {
+                "raw_key": accepted_now[-1].dest_key,
+                "landed_as": accepted_now[-1].source_key,
+                "batch_id": batch_id,
+                "files": len(accepted_now),
+                "accepted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
     return IngestResult(batch_id, tuple(outcomes), tuple(skipped), summary_key)
 
 
@@ -316,6 +337,28 @@ def _publish(storage: S3Storage, cfg: Config, batch_id: str, outcomes: list[File
     key = reports.publish_validation_summary(storage, rp, batch_id, entries)
     publish_index(storage, cfg)
     return key
+
+
+def alert_quarantined(
+    incidents: Incidents, storage: S3Storage, result: IngestResult
+) -> Alert | None:
+    """One notice per batch that quarantined files: which, why, where the reports are."""
+    bad = result.quarantined
+    if not bad:
+        return None
+    shown = "; ".join(
+        f"{o.source_key.rsplit('/', 1)[-1]}: {first_line(o.reason, 120)}" for o in bad[:3]
+    )
+    more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+    links = [storage.uri(o.report_key) for o in bad[:3] if o.report_key]
+    if result.summary_key:
+        links.insert(0, storage.uri(result.summary_key))
+    return incidents.notice(
+        "ingest:quarantined",
+        f"{len(bad)} file(s) quarantined in batch {result.batch_id}",
+        shown + more,
+        links=tuple(links),
+    )
 
 
 def ingest_batch(

@@ -14,7 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from retrain import metrics as statsd
 from retrain import reports
+from retrain.alerts import Alert, Incidents
 from retrain.config import Config
 from retrain.decision import decide
 from retrain.drift import DriftReport, compare, reference_profile
@@ -288,6 +290,32 @@ class DeployResult:
         return asdict(self)
 
 
+# Worth a look: a deploy despite drift; a hold that is not "the challenger was not better" (the
+# gate doing its job) but a model below the floor, an undefined metric, drift, or a champion
+# moved under the decision.
+_NOTABLE_DEPLOY = ("drift",)
+_NOTABLE_HOLD = ("floor", "undefined", "drift", "champion changed", "lost the race")
+
+
+def record_outcome(
+    incidents: Incidents, storage: S3Storage, cfg: Config, result: DeployResult, *, run: str
+) -> Alert | None:
+    """The retrain streak (runs in a row without a deploy) and, for a notable decision, a
+    notice with the decision report."""
+    if result.deployed:
+        incidents.reset_streak()
+        notable, name = _NOTABLE_DEPLOY, "retrain:deployed"
+        title = f"retrain deployed {result.version} despite drift"
+    else:
+        streak = incidents.bump_streak(run, result.reason)
+        notable, name = _NOTABLE_HOLD, "retrain:held"
+        title = f"retrain held the champion ({streak.runs} run(s) in a row without a deploy)"
+    if not any(word in result.reason for word in notable):
+        return None
+    page = reports.report_keys(cfg.storage.reports_prefix, result.version).decision
+    return incidents.notice(name, title, result.reason, links=(storage.uri(page),))
+
+
 def deploy(storage: S3Storage, cfg: Config, record: dict[str, Any]) -> DeployResult:
     """Move the champion pointer to the challenger, if the gate said so and nobody else has
     moved it since the decision (compare-and-swap on models/champion.json)."""
@@ -317,4 +345,13 @@ def deploy(storage: S3Storage, cfg: Config, record: dict[str, Any]) -> DeployRes
         except ChampionChanged as exc:
             result = DeployResult(version, False, f"lost the race to promote: {exc}", previous)
     publish_index(storage, cfg)
+    name = cfg.gate.metric
+    with statsd.Metrics.from_config(cfg.metrics) as m:
+        statsd.record_decision(
+            m,
+            challenger_metric=record["challenger_metrics"][name],
+            champion_metric=(record.get("champion_metrics") or {}).get(name),
+            max_psi=(record.get("drift") or {}).get("max_psi"),
+            deployed=result.deployed,
+        )
     return result

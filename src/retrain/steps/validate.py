@@ -138,7 +138,17 @@ def validate_files(
         _validate_small(cfg, small, verdicts, store)
         for write in writes:
             write.result()  # raise the first failed write: the task is retried
-    return [v for v in verdicts if v is not None]
+    done = [v for v in verdicts if v is not None]
+    fates = {fate: sum(v.fate == fate for v in done) for fate in ("accept", "quarantine", "skip")}
+    log.info(
+        "validated %d file(s): %d passed, %d to quarantine, %d skipped; results under %s",
+        len(done),
+        fates["accept"],
+        fates["quarantine"],
+        fates["skip"],
+        storage.uri(layout.validation_result_key(batch_id, "")).rsplit("/", 1)[0] + "/",
+    )
+    return done
 
 
 def _fetch(
