@@ -72,7 +72,11 @@ class Stack:
         """Environment for clients of this stack (CLI, tests): where the bucket is, and the
         config overrides the stack runs with (e.g. its alerts topic)."""
         return {
-            **{k: v for k, v in self.overrides.items() if k.startswith("RETRAIN__")},
+            **{
+                k: v
+                for k, v in self.overrides.items()
+                if k.startswith("RETRAIN__") or k == "RETRAIN_CONFIG"
+            },
             "RETRAIN__STORAGE__ENDPOINT_URL": self.s3_endpoint,
             "RETRAIN__STORAGE__BUCKET": self.bucket,
             "AWS_ACCESS_KEY_ID": LOCAL_KEY_ID,

@@ -22,6 +22,7 @@ here can leave its prefix.
     reports/validations/<batch>/<object_id>.json       a file's validation result (alone)
     reports/validations/<batch>/group-<token>.json     the result of files validated together
     reports/alerts/<when>-<incident>.json              every alert sent
+    reports/history/page-<n>.json|.html                every landed file and training-set check
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def format_last_modified(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat()
+
+
+def history_page_name(number: int, ext: str) -> str:
+    """``page-000042.html``: sorts by number; pages link to each other by this name."""
+    return f"page-{number:06d}.{ext}"
 
 
 def object_id(key: str, etag: str, last_modified: str) -> str:
@@ -156,6 +162,13 @@ class Layout:
         return f"{self.s.ledger_prefix}last_accepted.json"
 
     # -- reports ------------------------------------------------------------------------------
+
+    @property
+    def history_head_key(self) -> str:
+        return f"{self.s.reports_prefix}history/head.json"
+
+    def history_page_key(self, number: int, ext: str) -> str:
+        return f"{self.s.reports_prefix}history/{history_page_name(number, ext)}"
 
     @property
     def alerts_prefix(self) -> str:

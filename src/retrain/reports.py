@@ -335,6 +335,72 @@ def render_validation_summary(entries: list[Mapping[str, Any]], *, root: str = "
     return _page("Validation summary", body, root=root)
 
 
+# -- history and one file's result --------------------------------------------------------------
+
+
+def _history_table(entries: Iterable[Mapping[str, Any]], root: str) -> str:
+    rows = []
+    for entry in entries:
+        status = str(entry.get("status", "unknown"))
+        kind = {"passed": "ok", "quarantined": "bad", "rejected": "bad"}.get(status, "neutral")
+        link = entry.get("link")
+        rows.append(
+            f"<tr><td>{_e(entry.get('at', ''))}</td><td>{_e(entry.get('kind', ''))}</td>"
+            f"<td>{_a(link, entry.get('name', '?'), root) if link else _e(entry.get('name'))}</td>"
+            f"<td>{_badge(status, kind)}</td><td>{_e(entry.get('reason') or '')}</td></tr>"
+        )
+    if not rows:
+        return '<p class="muted">Nothing landed yet.</p>'
+    return _table(["when", "what", "name", "status", "reason"], rows)
+
+
+def render_history_page(number: int, entries: list[Mapping[str, Any]]) -> str:
+    """One page of the history (``history/page-<n>.html``), entries newest first, linking to
+    the page before it (pages never change once written, so they link backwards only)."""
+    from retrain.layout import history_page_name
+
+    older = f"<p>{_a(history_page_name(number - 1, 'html'), 'older')}</p>" if number > 0 else ""
+    body = _history_table(entries, root="../") + older
+    return _page(f"Files and training-set checks, publication {number + 1}", body, root="../")
+
+
+def render_validation_result(result: Mapping[str, Any], *, root: str = "../../") -> str:
+    """A stored GX validation result (``validations/<batch>/<object>.json``, a group's, or a
+    training set's with ``root="../"``), as a page: which files, the verdict, and one row per
+    expectation."""
+    files = result.get("files") or ([{"file": result["file"]}] if result.get("file") else [])
+    names = ", ".join(str(f.get("file", "?")) for f in files)
+    outcome = "passed" if result.get("success") else "failed"
+    parts = [
+        f"<p>{_badge(outcome, 'ok' if result.get('success') else 'bad')} "
+        f"{_e(result.get('summary') or '')}</p>",
+        f"<p>Suite <code>{_e(result.get('suite', '?'))}</code>; "
+        f"{len(files)} file(s): {_e(names)}</p>",
+    ]
+    rows = []
+    gx = result.get("result") or {}
+    for item in gx.get("results") or []:
+        config = item.get("expectation_config") or {}
+        kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k != "batch_id"}
+        details = item.get("result") or {}
+        seen = details.get("observed_value", details.get("unexpected_count", ""))
+        examples = details.get("partial_unexpected_list") or []
+        ok = bool(item.get("success"))
+        arguments = json.dumps(kwargs, default=str)
+        rows.append(
+            f"<tr><td>{_badge('ok' if ok else 'failed', 'ok' if ok else 'bad')}</td>"
+            f"<td>{_e(config.get('type', '?'))}</td><td><code>{_e(arguments)}</code></td>"
+            f"<td>{_e(seen)}</td><td>{_e(', '.join(repr(v) for v in examples[:5]))}</td></tr>"
+        )
+    if not rows and result.get("error"):
+        parts.append(f"<p>{_e(result['error'])}</p>")
+    if rows:
+        parts.append(
+            _table(["", "expectation", "arguments", "observed / unexpected", "e.g."], rows)
+        )
+    return _page("Validation result", "\n".join(parts), root=root)
+
+
 # -- index --------------------------------------------------------------------------------------
 
 
@@ -342,10 +408,13 @@ def render_index(
     *,
     champion: Mapping[str, Any] | None,
     latest_decisions: list[Mapping[str, Any]],
-    latest_validations: list[Mapping[str, Any]],
+    latest: list[Mapping[str, Any]],
+    history_page: str | None = None,
 ) -> str:
     """The landing page. Decision entries: ``version``, ``promoted``/``outcome``, ``reason``,
-    optional ``decided_at`` and ``drift`` (truthy when a drift page exists)."""
+    optional ``decided_at`` and ``drift`` (truthy when a drift page exists); ``latest``: the
+    newest history entries (:mod:`retrain.history`), newest first; ``history_page``: the
+    newest history page, relative to the root (where "everything, page by page" starts)."""
     parts = ["<h2>Champion</h2>"]
     if champion:
         version = str(champion.get("version", "?"))
@@ -376,8 +445,10 @@ def render_index(
     else:
         parts.append('<p class="muted">No retraining runs yet.</p>')
 
-    parts.append("<h2>Latest validations</h2>")
-    parts.append(_validations_table(latest_validations, root=""))
+    parts.append("<h2>Latest files and training-set checks</h2>")
+    if history_page:
+        parts.append(f"<p>{_a(history_page, 'Everything, page by page')}</p>")
+    parts.append(_history_table(latest, root=""))
     return _page("Model retraining reports", "\n".join(parts))
 
 
@@ -392,11 +463,15 @@ def publish_index(
     *,
     champion: Mapping[str, Any] | None,
     latest_decisions: list[Mapping[str, Any]],
-    latest_validations: list[Mapping[str, Any]],
+    latest: list[Mapping[str, Any]],
+    history_page: str | None = None,
 ) -> str:
     """Write ``<reports_prefix>index.html``; return its key."""
     page = render_index(
-        champion=champion, latest_decisions=latest_decisions, latest_validations=latest_validations
+        champion=champion,
+        latest_decisions=latest_decisions,
+        latest=latest,
+        history_page=history_page,
     )
     return _publish(storage, index_key(reports_prefix), page)
 
@@ -431,19 +506,3 @@ def publish_validation_summary(
         key.removesuffix(".html") + ".json", {"batch_id": batch_id, "entries": entries}
     )
     return _publish(storage, key, render_validation_summary(entries, root="../"))
-
-
-def latest_validation_entries(
-    storage: S3Storage, reports_prefix: str, batches: int = 20
-) -> list[dict[str, Any]]:
-    """The entries of the newest ``batches`` validation summaries, newest batch first."""
-    records = sorted(
-        (
-            o
-            for o in storage.list_objects(validations_prefix(reports_prefix))
-            if o.key.endswith(".json")
-        ),
-        key=lambda o: o.last_modified,
-        reverse=True,
-    )[:batches]
-    return [entry for o in records for entry in storage.get_json(o.key).get("entries", [])]

@@ -34,7 +34,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
 
 def config_of(stack: devstack.Stack) -> Config:
     """The config the stack's tasks run with (its overrides included)."""
-    return load_config(PROJECT_ROOT / "retrain.toml", env=stack.env())
+    env = stack.env()
+    return load_config(env.get("RETRAIN_CONFIG", PROJECT_ROOT / "retrain.toml"), env=env)
+
+
+# What a run may write under the checkout: nothing. Snapshots skip what tools keep there.
+_NOT_THE_TREE = {".git", ".venv", ".stack", ".pytest_cache", ".ruff_cache", "__pycache__"}
+
+
+def tree_snapshot(root: Path = PROJECT_ROOT) -> dict[str, tuple[int, int]]:
+    """Every file under the project tree: (size, mtime in ns), by relative path."""
+    out = {}
+    for path in root.rglob("*"):
+        parts = path.relative_to(root).parts
+        if any(p in _NOT_THE_TREE or p.endswith(".egg-info") for p in parts) or not path.is_file():
+            continue
+        stat = path.stat()
+        out[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns)
+    return out
 
 
 def storage_of(stack: devstack.Stack) -> S3Storage:

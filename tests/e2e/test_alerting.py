@@ -16,7 +16,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import FAST, config_of, explain_failure, storage_of
+from conftest import (
+    FAST,
+    PROJECT_ROOT,
+    config_of,
+    explain_failure,
+    storage_of,
+    tree_snapshot,
+)
 
 from retrain import devstack, inbox
 from retrain.config import Config
@@ -37,10 +44,26 @@ START = datetime(2026, 11, 1)
 
 
 @pytest.fixture(scope="module")
-def alert_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
+def tree_before() -> dict[str, tuple[int, int]]:
+    return tree_snapshot()
+
+
+@pytest.fixture(scope="module")
+def alert_stack(
+    tmp_path_factory: pytest.TempPathFactory, tree_before: dict
+) -> Iterator[devstack.Stack]:
+    """Started from a config file of its own (another dataset name, so other GX suite names),
+    as a bring-your-own deployment would be."""
     root = tmp_path_factory.mktemp("alert-stack")
+    config = root / "churn-alerts.toml"
+    config.write_text(
+        (PROJECT_ROOT / "retrain.toml")
+        .read_text()
+        .replace('name = "telco_churn"', 'name = "churn_alerts"', 1)
+    )
+    overrides = {**OVERRIDES, "RETRAIN_CONFIG": str(config)}
     try:
-        yield devstack.start(root, bucket="retrain-alerts", overrides=OVERRIDES, parallelism=4)
+        yield devstack.start(root, bucket="retrain-alerts", overrides=overrides, parallelism=4)
     finally:
         devstack.stop(root)
 
@@ -179,3 +202,61 @@ def test_a_file_stuck_in_landing_alerts_without_any_run_and_recovers(
                 devstack.restart(current, "triggerer")
     # once per incident: the watchdog ticked several times while the file waited
     assert len(alerts.about("WARNING: files waiting in landing/")) == 1
+
+
+def history_names(storage: S3Storage, cfg: Config) -> set[str]:
+    """Every name the deployment's report history lists (all pages)."""
+    from retrain.history import History
+    from retrain.layout import Layout
+
+    history = History(storage, Layout.of(cfg))
+    return {e.name for n in range(history.newest_page() + 1) for e in history.page(n)}
+
+
+def test_two_deployments_from_one_checkout_report_only_their_own_files(
+    alert_stack: devstack.Stack, cfg: Config, storage: S3Storage, stack: devstack.Stack
+) -> None:
+    """The shared stack (default config, its own bucket) starts beside this one, from the same
+    checkout: each drops a file, each one's reports list exactly its own."""
+    other_cfg, other_storage = config_of(stack), storage_of(stack)
+    assert other_cfg.storage.bucket != cfg.storage.bucket
+    assert other_cfg.dataset.name != cfg.dataset.name
+    here = upload(storage, cfg, "only-here.csv", seed=11)
+    # a file with too few rows: quarantined, so the shared stack's later tests start no retrain
+    there = f"{other_cfg.storage.landing_prefix}only-there.csv"
+    other_storage.put_bytes(there, write_batch(generate(3, seed=12, start=START), "csv"))
+    for s, key in ((storage, here), (other_storage, there)):
+        devstack.wait_for(
+            lambda s=s, key=key: not s.exists(key), RUN_TIMEOUT, what=f"{key} to be routed"
+        )
+    mine = devstack.wait_for(
+        lambda: (names := history_names(storage, cfg)) and here in names and names,
+        60,
+        what="this deployment's history to list its file",
+    )
+    theirs = devstack.wait_for(
+        lambda: (names := history_names(other_storage, other_cfg)) and there in names and names,
+        60,
+        what="the other deployment's history to list its file",
+    )
+    assert there not in mine and here not in theirs
+    assert {n for n in mine if n.startswith("landing/")} == {
+        f"{cfg.storage.landing_prefix}{name}"
+        for name in ("round-1.csv", "round-2.csv", "round-3.csv", "stuck.csv", "only-here.csv")
+    }
+    assert theirs == {there}
+
+
+def test_the_runs_wrote_nothing_under_the_checkout(
+    alert_stack: devstack.Stack, cfg: Config, tree_before: dict
+) -> None:
+    """Everything above ran a deployment with another config (validation, training, alerts,
+    the watchdog): its state is in its bucket, none of it in the code tree."""
+    assert cfg.dataset.name == "churn_alerts"
+    after = tree_snapshot()
+    changed = {k for k in tree_before.keys() & after.keys() if tree_before[k] != after[k]}
+    assert (set(after) - set(tree_before), set(tree_before) - set(after), changed) == (
+        set(),
+        set(),
+        set(),
+    )

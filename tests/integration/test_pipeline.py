@@ -66,6 +66,15 @@ def test_first_batch_routes_files_and_deploys_a_first_model(storage: S3Storage, 
     assert champion is not None and champion.version == challenger.version
     index = storage.get_bytes("reports/index.html").decode()
     assert challenger.version in index and "broken.csv" in index
+    # the batch's files, then the training-set check: one history page each, newest linked
+    assert 'href="history/page-000001.html"' in index
+    files = storage.get_bytes("reports/history/page-000000.html").decode()
+    assert files.count('href="../validations/') == 3
+    check = storage.get_bytes("reports/history/page-000001.html").decode()
+    assert "training set" in check and 'href="../training/' in check
+    assert 'href="page-000000.html">older' in check
+    page = bad.result_key.removesuffix(".json") + ".html"
+    assert "expect_column_values_to_be_in_set" in storage.get_bytes(page).decode()
 
 
 def test_retry_of_ingest_routes_nothing_twice(storage: S3Storage, cfg) -> None:

@@ -204,9 +204,16 @@ def test_publish_index_links_everything_relatively() -> None:
             {"version": "v2", "promoted": True, "reason": "better", "drift": True},
             {"version": "v1", "promoted": False, "reason": HOSTILE},
         ],
-        latest_validations=[
-            {"file": "a.csv", "status": "passed", "result": "validations/b/a.json"}
+        latest=[
+            {
+                "at": "2026-11-30T10:00:00+00:00",
+                "kind": "file",
+                "name": "landing/a.csv",
+                "status": "passed",
+                "link": "validations/b/a.html",
+            }
         ],
+        history_page="history/page-000000.html",
     )
     assert key == "reports/index.html"
     data, ctype = store.objects[key]
@@ -218,13 +225,14 @@ def test_publish_index_links_everything_relatively() -> None:
         "decisions/v2.html",
         "drift/v2.html",
         "decisions/v1.html",
-        "validations/b/a.json",
+        "validations/b/a.html",
+        "history/page-000000.html",
     ):
         assert href in c.hrefs
     assert "drift/v1.html" not in c.hrefs  # no drift page claimed for v1
 
 
 def test_index_without_anything_yet() -> None:
-    page = reports.render_index(champion=None, latest_decisions=[], latest_validations=[])
+    page = reports.render_index(champion=None, latest_decisions=[], latest=[])
     assert "No champion deployed yet" in page and "No retraining runs yet" in page
     assert parse(page).hrefs == []

@@ -26,6 +26,7 @@ from retrain import metrics as statsd
 from retrain import reports
 from retrain.alerts import Alert, Incidents, first_line
 from retrain.config import Config
+from retrain.history import Entry, History
 from retrain.keys import classify_landing_key
 from retrain.layout import Layout
 from retrain.ledger import Claim, IdIndex, Ledger
@@ -322,7 +323,10 @@ def _report(claim: Claim, failed: tuple[dict[str, Any], ...]) -> dict[str, Any]:
 
 
 def _publish(storage: S3Storage, cfg: Config, batch_id: str, outcomes: list[FileOutcome]) -> str:
+    """The batch's page, its lines in the history, the index: the same cost on day 1000."""
     rp = cfg.storage.reports_prefix
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    pages = {o.source_key: _result_page(o.result_key, rp) for o in outcomes}
     entries = [
         {
             "file": o.source_key,
@@ -330,13 +334,34 @@ def _publish(storage: S3Storage, cfg: Config, batch_id: str, outcomes: list[File
             "reason": o.reason,
             "destination": o.dest_key,
             "report": o.report_key,
-            "result": o.result_key[len(rp) :] if o.result_key else None,
+            "result": pages[o.source_key],
         }
         for o in outcomes
     ]
     key = reports.publish_validation_summary(storage, rp, batch_id, entries)
+    History(storage, Layout.of(cfg)).append(
+        [
+            Entry(
+                at=at,
+                kind="file",
+                name=o.source_key,
+                status="passed" if o.valid else "quarantined",
+                reason=first_line(o.reason),
+                link=pages[o.source_key],
+                batch=batch_id,
+            )
+            for o in outcomes
+        ]
+    )
     publish_index(storage, cfg)
     return key
+
+
+def _result_page(result_key: str | None, reports_prefix: str) -> str | None:
+    """The rendered page of a file's GX result, relative to the reports root."""
+    if not result_key or not result_key.startswith(reports_prefix):
+        return None
+    return result_key[len(reports_prefix) :].removesuffix(".json") + ".html"
 
 
 def alert_quarantined(

@@ -6,12 +6,16 @@ from dataclasses import asdict
 
 from retrain import reports
 from retrain.config import Config
+from retrain.history import History
+from retrain.layout import Layout, history_page_name
 from retrain.registry import ModelRegistry
 from retrain.storage import S3Storage
 
+INDEX_ENTRIES = 50  # the newest history entries on the front page
+
 
 def publish_index(storage: S3Storage, cfg: Config) -> str:
-    """Rebuild reports/index.html from what the bucket holds now."""
+    """Rebuild reports/index.html: a fixed amount of reading and writing, whatever the history."""
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     champion = registry.champion()
     decisions = [
@@ -19,10 +23,13 @@ def publish_index(storage: S3Storage, cfg: Config) -> str:
         for v in registry.list_versions()[-20:][::-1]
         if (d := registry.load_decision(v)) is not None
     ]
+    history = History(storage, Layout.of(cfg))
+    newest = history.newest_page()
     return reports.publish_index(
         storage,
         cfg.storage.reports_prefix,
         champion=asdict(champion) if champion else None,
         latest_decisions=decisions,
-        latest_validations=reports.latest_validation_entries(storage, cfg.storage.reports_prefix),
+        latest=[asdict(e) for e in history.newest(INDEX_ENTRIES)],
+        history_page=f"history/{history_page_name(newest, 'html')}" if newest >= 0 else None,
     )

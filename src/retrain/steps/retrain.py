@@ -16,10 +16,11 @@ import pandas as pd
 
 from retrain import metrics as statsd
 from retrain import reports
-from retrain.alerts import Alert, Incidents
+from retrain.alerts import Alert, Incidents, first_line
 from retrain.config import Config
 from retrain.decision import decide
 from retrain.drift import DriftReport, compare, reference_profile
+from retrain.history import Entry, History
 from retrain.layout import Layout
 from retrain.registry import ChampionChanged, ModelRegistry
 from retrain.steps.reporting import publish_index
@@ -105,21 +106,9 @@ def check_training_set(storage: S3Storage, cfg: Config, *, run_name: str) -> Tra
         )
     ts = assemble_training_set(storage, cfg, keys)
     result = validate_training_set(ts.frame, cfg, run_name=run_name)
+    raw = [] if result.success else _raw_keys_of(storage, cfg, responsible_files(result, ts))
+    report_key = _record_training_check(storage, cfg, run_name, keys, result, raw)
     if not result.success:
-        layout = Layout.of(cfg)
-        raw = _raw_keys_of(storage, cfg, responsible_files(result, ts))
-        report_key = layout.training_report_key(hashlib.sha256(run_name.encode()).hexdigest()[:12])
-        storage.put_json(
-            report_key,
-            {
-                "run": run_name,
-                "reason": result.summary(),
-                "responsible_files": raw,
-                "feature_keys": list(keys),
-                "failed_expectations": [asdict(f) for f in result.failed],
-                "validation_result": result.result,
-            },
-        )
         blame = f"; files responsible: {raw} (`retrain retract FILE`)" if raw else ""
         raise TrainingSetRejected(
             f"training set rejected ({len(ts.frame)} rows from {len(keys)} files): "
@@ -132,6 +121,54 @@ def check_training_set(storage: S3Storage, cfg: Config, *, run_name: str) -> Tra
         summary=result.summary(),
         replaced_rows=ts.replaced_rows,
     )
+
+
+def _record_training_check(
+    storage: S3Storage,
+    cfg: Config,
+    run_name: str,
+    keys: tuple[str, ...],
+    result: Any,
+    responsible: list[str],
+) -> str:
+    """The check's result (JSON and page) under reports/training/, its line in the history, and
+    (for a rejection, which no deploy will follow) the index."""
+    layout = Layout.of(cfg)
+    report_key = layout.training_report_key(hashlib.sha256(run_name.encode()).hexdigest()[:12])
+    payload = {
+        "run": run_name,
+        "success": result.success,
+        "suite": result.suite,
+        "summary": result.summary(),
+        "reason": result.summary(),
+        "responsible_files": responsible,
+        "feature_keys": list(keys),
+        "files": [{"file": k} for k in keys],
+        "failed_expectations": [asdict(f) for f in result.failed],
+        "result": result.result,
+    }
+    storage.put_json(report_key, payload)
+    page_key = report_key.removesuffix(".json") + ".html"
+    storage.put_bytes(
+        page_key,
+        reports.render_validation_result(payload, root="../").encode(),
+        content_type=reports.HTML_CONTENT_TYPE,
+    )
+    History(storage, layout).append(
+        [
+            Entry(
+                at=datetime.now(UTC).isoformat(timespec="seconds"),
+                kind="training set",
+                name=run_name,
+                status="passed" if result.success else "rejected",
+                reason=first_line(result.summary()),
+                link=page_key[len(cfg.storage.reports_prefix) :],
+            )
+        ]
+    )
+    if not result.success:
+        publish_index(storage, cfg)
+    return report_key
 
 
 def responsible_files(result: Any, ts: TrainingSet) -> list[str]:

@@ -313,4 +313,16 @@ class _Store:
         return replace(v, fate="accept", reason="passed", rows=rows, result_key=result_key)
 
     def _write(self, key: str, payload: dict[str, Any]) -> None:
+        """The result as JSON and, beside it, as a page (what the reports link to)."""
+        from retrain import reports
+
+        page = reports.render_validation_result(payload).encode()
         self.writes.append(self.pool.submit(self.storage.put_json, key, payload))
+        self.writes.append(
+            self.pool.submit(
+                self.storage.put_bytes,
+                key.removesuffix(".json") + ".html",
+                page,
+                content_type=reports.HTML_CONTENT_TYPE,
+            )
+        )
