@@ -13,7 +13,12 @@ demo: $(STAMP)  ## start the local stack, drop demo data, follow the runs, print
 stop:  ## stop every process the demo started
 	@if [ -x $(BIN)/retrain ]; then $(BIN)/retrain stop; else echo "no environment, nothing to stop"; fi
 
-test: $(STAMP)  ## ruff, then the whole pytest suite (unit, validation, integration, DAGs, end-to-end)
+# The reports are checked in a real headless browser: Debian's chromium, installed if missing.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
+
+test: $(STAMP) $(CHROMIUM)  ## ruff, then the whole pytest suite (unit, validation, integration, DAGs, end-to-end)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

@@ -384,13 +384,13 @@ def render_validation_result(result: Mapping[str, Any], *, root: str = "../../")
         kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k != "batch_id"}
         details = item.get("result") or {}
         seen = details.get("observed_value", details.get("unexpected_count", ""))
-        examples = details.get("partial_unexpected_list") or []
+        examples = list(dict.fromkeys(map(repr, details.get("partial_unexpected_list") or [])))
         ok = bool(item.get("success"))
         arguments = json.dumps(kwargs, default=str)
         rows.append(
             f"<tr><td>{_badge('ok' if ok else 'failed', 'ok' if ok else 'bad')}</td>"
             f"<td>{_e(config.get('type', '?'))}</td><td><code>{_e(arguments)}</code></td>"
-            f"<td>{_e(seen)}</td><td>{_e(', '.join(repr(v) for v in examples[:5]))}</td></tr>"
+            f"<td>{_e(seen)}</td><td>{_e(', '.join(examples[:5]))}</td></tr>"
         )
     if not rows and result.get("error"):
         parts.append(f"<p>{_e(result['error'])}</p>")
