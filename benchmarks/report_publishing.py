@@ -185,7 +185,7 @@ def write_results(
         result_key = layout.validation_result_key(batch_id, oid)
         valid = k < FILES_PER_BATCH - 1
         payload = gx_result(source, oid, success=valid)
-        page = reports.render_validation_result(payload).encode()
+        page = reports.render_validation_result(payload, [source]).encode()
         writes.append(pool.submit(storage.put_json, result_key, payload))
         writes.append(
             pool.submit(

@@ -66,7 +66,9 @@ def retrain():
         context = get_current_context()
         bucket = storage()
         result = deploy(bucket, CONFIG, decision)
-        alert = record_outcome(ALERTING.incidents(), bucket, CONFIG, result, run=context["run_id"])
+        alert = record_outcome(
+            ALERTING.incidents(), bucket, CONFIG, decision, result, run=context["run_id"]
+        )
         ALERTING.send(alert, context)
         if not result.deployed:
             raise AirflowSkipException(f"held: {result.reason}")

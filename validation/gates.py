@@ -176,7 +176,12 @@ def validate_raw_file(df: pd.DataFrame, cfg: Config, *, run_name: str) -> GateRe
     With ``[validation] extra_columns = "ignore"`` columns the config does not name are dropped
     first: they can neither fail the file nor reach training.
     """
-    return _run(RAW_CHECKPOINT, raw_file_view(df, cfg), cfg, run_name)
+    return validate_raw_view(raw_file_view(df, cfg), cfg, run_name=run_name)
+
+
+def validate_raw_view(view: pd.DataFrame, cfg: Config, *, run_name: str) -> GateResult:
+    """:func:`validate_raw_file` for a frame already turned into :func:`raw_file_view`."""
+    return _run(RAW_CHECKPOINT, view, cfg, run_name)
 
 
 def raw_file_view(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:

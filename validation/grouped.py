@@ -45,6 +45,7 @@ from validation.gates import (
     run_checkpoint,
     text_ids,
     validate_raw_file,
+    validate_raw_view,
 )
 
 # Rows validated in one grouped run: as many as one chunk of a large file, so that memory stays
@@ -86,9 +87,15 @@ def validate_raw_group(
                 ids=text_ids(frames[i], cfg.dataset.id_column),
                 group=group,
             )
-        alone.extend(members[j] for j in range(len(members)) if j not in set(together))
+        kept = set(together)
+        alone.extend(m for j, m in enumerate(members) if j not in kept)
     for i in sorted(alone):
-        result = validate_raw_file(frames[i], cfg, run_name=f"{run_name}-{i}")
+        name = f"{run_name}-{i}"
+        result = (
+            validate_raw_view(views[i], cfg, run_name=name)
+            if views
+            else validate_raw_file(frames[i], cfg, run_name=name)
+        )
         out[i] = RawValidation(
             result=result, rows=len(frames[i]), ids=text_ids(frames[i], cfg.dataset.id_column)
         )
@@ -99,7 +106,7 @@ def _groups(views: Sequence[pd.DataFrame]) -> list[list[int]]:
     """Positions of views with the same columns and dtypes, in order, at most GROUP_ROWS rows
     per group. Empty views go alone: the summary table's shares are undefined for them."""
     by_schema: dict[tuple[tuple[str, str], ...], list[list[int]]] = {}
-    rows: dict[int, int] = {}
+    filling: dict[tuple[tuple[str, str], ...], int] = {}  # rows in each schema's last group
     singles = []
     for i, view in enumerate(views):
         if len(view) == 0:
@@ -107,10 +114,11 @@ def _groups(views: Sequence[pd.DataFrame]) -> list[list[int]]:
             continue
         schema = tuple((str(c), str(view[c].dtype)) for c in view.columns)
         groups = by_schema.setdefault(schema, [[]])
-        if groups[-1] and rows[id(groups[-1])] + len(view) > GROUP_ROWS:
+        if groups[-1] and filling[schema] + len(view) > GROUP_ROWS:
             groups.append([])
+            filling[schema] = 0
         groups[-1].append(i)
-        rows[id(groups[-1])] = rows.get(id(groups[-1]), 0) + len(view)
+        filling[schema] = filling.get(schema, 0) + len(view)
     return [g for groups in by_schema.values() for g in groups] + singles
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -86,7 +86,6 @@ class Incident:
     last_run: str = ""
     last_at: str = ""
     links: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Incident:
@@ -242,7 +241,7 @@ class Incidents:
             streak = replace(
                 current, runs=current.runs + 1, reason=first_line(reason), last_run=run, last_at=at
             )
-        self.storage.put_json(self.layout.streak_key, {**asdict(streak), "links": []})
+        self.storage.put_json(self.layout.streak_key, asdict(streak))
         return streak
 
     def reset_streak(self) -> None:
@@ -261,9 +260,7 @@ class Incidents:
 
     def _put(self, incident: Incident, *, create_only: bool = False) -> None:
         self.storage.put_json(
-            self.layout.incident_key(incident.name),
-            {**asdict(incident), "links": list(incident.links)},
-            if_none_match=create_only,
+            self.layout.incident_key(incident.name), asdict(incident), if_none_match=create_only
         )
 
 

@@ -66,9 +66,11 @@ class History:
             return [key, html_key, self.layout.history_head_key]
         raise RuntimeError("could not append to the report history: too many concurrent writers")
 
-    def newest(self, limit: int = 50) -> list[Entry]:
-        """The newest ``limit`` entries, newest first (from as many pages as that takes)."""
-        number, out = self.newest_page(), []
+    def newest(self, limit: int = 50, *, page: int | None = None) -> list[Entry]:
+        """The newest ``limit`` entries, newest first (from as many pages as that takes),
+        starting from ``page`` when the caller already found the newest one."""
+        number = self.newest_page() if page is None else page
+        out: list[Entry] = []
         while number >= 0 and len(out) < limit:
             out += list(reversed(self.page(number)))
             number -= 1

@@ -19,7 +19,7 @@ import html
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -364,12 +364,13 @@ def render_history_page(number: int, entries: list[Mapping[str, Any]]) -> str:
     return _page(f"Files and training-set checks, publication {number + 1}", body, root="../")
 
 
-def render_validation_result(result: Mapping[str, Any], *, root: str = "../../") -> str:
-    """A stored GX validation result (``validations/<batch>/<object>.json``, a group's, or a
-    training set's with ``root="../"``), as a page: which files, the verdict, and one row per
-    expectation."""
-    files = result.get("files") or ([{"file": result["file"]}] if result.get("file") else [])
-    names = ", ".join(str(f.get("file", "?")) for f in files)
+def render_validation_result(
+    result: Mapping[str, Any], files: Sequence[str], *, root: str = "../../"
+) -> str:
+    """A GX validation result (``GateResult.to_dict()``) of ``files`` as a page: the verdict
+    and one row per expectation. ``root``: ``../../`` for ``validations/<batch>/<name>.html``,
+    ``../`` for a training set's ``training/<run>.html``."""
+    names = ", ".join(files)
     outcome = "passed" if result.get("success") else "failed"
     parts = [
         f"<p>{_badge(outcome, 'ok' if result.get('success') else 'bad')} "
@@ -392,8 +393,6 @@ def render_validation_result(result: Mapping[str, Any], *, root: str = "../../")
             f"<td>{_e(config.get('type', '?'))}</td><td><code>{_e(arguments)}</code></td>"
             f"<td>{_e(seen)}</td><td>{_e(', '.join(examples[:5]))}</td></tr>"
         )
-    if not rows and result.get("error"):
-        parts.append(f"<p>{_e(result['error'])}</p>")
     if rows:
         parts.append(
             _table(["", "expectation", "arguments", "observed / unexpected", "e.g."], rows)

@@ -106,23 +106,37 @@ def test_decisions_worth_a_look_send_a_notice(
 
     cfg = replace(config, storage=replace(config.storage, bucket=storage.bucket))
 
-    def outcome(deployed: bool, reason: str, run: str):
+    def outcome(deployed: bool, reason: str, run: str, auc: float, drift=(), gate=None):
+        """The gate's record (``gate``: what it decided, if not ``deployed``) and the deploy."""
+        record = {
+            "deploy": deployed if gate is None else gate,
+            "challenger_metrics": {"auc": auc},
+            "drift": {"drifted": list(drift)},
+        }
         result = DeployResult("v2", deployed, reason, "v1")
-        return record_outcome(incidents, storage, cfg, result, run=run)
+        return record_outcome(incidents, storage, cfg, record, result, run=run)
 
-    assert outcome(True, "deploy: first model, auc 0.78 >= floor 0.60", "r1") is None
+    assert outcome(True, "deploy: first model, auc 0.78 >= floor 0.60", "r1", 0.78) is None
     drifted = outcome(
-        True, "deploy: challenger auc 0.76 vs 0.73; drift in contract (PSI 0.5)", "r2"
+        True,
+        "deploy: challenger auc 0.76 vs 0.73; drift in contract (PSI 0.5)",
+        "r2",
+        0.76,
+        drift=("contract",),
     )
     assert drifted is not None and drifted.subject.endswith("deployed v2 despite drift")
     assert drifted.links == (f"s3://{storage.bucket}/reports/decisions/v2.html",)
     assert (
-        outcome(False, "hold: challenger auc 0.70 vs champion 0.72 (improvement -0.02)", "r3")
+        outcome(False, "hold: challenger auc 0.70 vs champion 0.72 (improvement -0.02)", "r3", 0.70)
         is None
     )
-    held = outcome(False, "hold: challenger auc 0.55 < floor 0.60", "r4")
+    held = outcome(False, "hold: challenger auc 0.55 < floor 0.60", "r4", 0.55)
     assert held is not None and "2 run(s) in a row without a deploy" in held.subject
     assert incidents.streak().runs == 2
+    raced = outcome(
+        False, "champion changed from v1 to v3 after the decision", "r5", 0.8, gate=True
+    )
+    assert raced is not None and "3 run(s) in a row" in raced.subject
 
 
 def test_a_batch_with_quarantined_files_sends_one_notice(

@@ -30,6 +30,6 @@ def publish_index(storage: S3Storage, cfg: Config) -> str:
         cfg.storage.reports_prefix,
         champion=asdict(champion) if champion else None,
         latest_decisions=decisions,
-        latest=[asdict(e) for e in history.newest(INDEX_ENTRIES)],
+        latest=[asdict(e) for e in history.newest(INDEX_ENTRIES, page=newest)],
         history_page=f"history/{history_page_name(newest, 'html')}" if newest >= 0 else None,
     )

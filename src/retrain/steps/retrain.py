@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -135,23 +136,22 @@ def _record_training_check(
     (for a rejection, which no deploy will follow) the index."""
     layout = Layout.of(cfg)
     report_key = layout.training_report_key(hashlib.sha256(run_name.encode()).hexdigest()[:12])
-    payload = {
-        "run": run_name,
-        "success": result.success,
-        "suite": result.suite,
-        "summary": result.summary(),
-        "reason": result.summary(),
-        "responsible_files": responsible,
-        "feature_keys": list(keys),
-        "files": [{"file": k} for k in keys],
-        "failed_expectations": [asdict(f) for f in result.failed],
-        "result": result.result,
-    }
-    storage.put_json(report_key, payload)
+    storage.put_json(
+        report_key,
+        {
+            "run": run_name,
+            "success": result.success,
+            "reason": result.summary(),
+            "responsible_files": responsible,
+            "feature_keys": list(keys),
+            "failed_expectations": [asdict(f) for f in result.failed],
+            "validation_result": result.result,
+        },
+    )
     page_key = report_key.removesuffix(".json") + ".html"
     storage.put_bytes(
         page_key,
-        reports.render_validation_result(payload, root="../").encode(),
+        reports.render_validation_result(result.to_dict(), keys, root="../").encode(),
         content_type=reports.HTML_CONTENT_TYPE,
     )
     History(storage, layout).append(
@@ -327,27 +327,31 @@ class DeployResult:
         return asdict(self)
 
 
-# Worth a look: a deploy despite drift; a hold that is not "the challenger was not better" (the
-# gate doing its job) but a model below the floor, an undefined metric, drift, or a champion
-# moved under the decision.
-_NOTABLE_DEPLOY = ("drift",)
-_NOTABLE_HOLD = ("floor", "undefined", "drift", "champion changed", "lost the race")
-
-
 def record_outcome(
-    incidents: Incidents, storage: S3Storage, cfg: Config, result: DeployResult, *, run: str
+    incidents: Incidents,
+    storage: S3Storage,
+    cfg: Config,
+    record: dict[str, Any],
+    result: DeployResult,
+    *,
+    run: str,
 ) -> Alert | None:
-    """The retrain streak (runs in a row without a deploy) and, for a notable decision, a
-    notice with the decision report."""
+    """The retrain streak (runs in a row without a deploy) and, for a decision worth a look, a
+    notice with the decision report: a deploy despite drift; a hold that is not the gate doing
+    its job ("the challenger was not better") but drift, a challenger below the floor or with
+    an undefined metric, or a champion moved under the decision."""
+    drifted = bool((record.get("drift") or {}).get("drifted"))
     if result.deployed:
         incidents.reset_streak()
-        notable, name = _NOTABLE_DEPLOY, "retrain:deployed"
+        notable, name = drifted, "retrain:deployed"
         title = f"retrain deployed {result.version} despite drift"
     else:
         streak = incidents.bump_streak(run, result.reason)
-        notable, name = _NOTABLE_HOLD, "retrain:held"
+        metric = float(record["challenger_metrics"][cfg.gate.metric])
+        below_floor = math.isnan(metric) or metric < cfg.gate.min_metric
+        notable, name = drifted or below_floor or record["deploy"], "retrain:held"
         title = f"retrain held the champion ({streak.runs} run(s) in a row without a deploy)"
-    if not any(word in result.reason for word in notable):
+    if not notable:
         return None
     page = reports.report_keys(cfg.storage.reports_prefix, result.version).decision
     return incidents.notice(name, title, result.reason, links=(storage.uri(page),))

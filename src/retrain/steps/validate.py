@@ -14,7 +14,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from retrain.config import Config
@@ -266,26 +266,28 @@ class _Store:
     pool: ThreadPoolExecutor
     writes: list[Future]
     batch_id: str
-    _groups: dict[tuple[str, ...], str] | None = None
+    groups: dict[tuple[str, ...], str] = field(default_factory=dict)  # member oids -> key
 
     def one(
         self, v: FileVerdict, result: GateResult, rows: int | None, ids: pd.Series | None
     ) -> FileVerdict:
         """A file validated alone: its own result."""
         key = self.layout.validation_result_key(self.batch_id, v.object_id)
-        self._write(key, {"file": v.key, "object_id": v.object_id, **result.to_dict()})
+        self._write(key, {"file": v.key, "object_id": v.object_id, **result.to_dict()}, [v.key])
         return self._verdict(v, result, rows, ids, key)
 
     def shared(self, v: FileVerdict, members: list[FileVerdict], validated: Any) -> FileVerdict:
         """A file validated together with ``members``: their result, written once."""
         oids = tuple(m.object_id for m in members)
-        groups = self._groups if self._groups is not None else {}
-        self._groups = groups
-        if oids not in groups:
-            groups[oids] = self.layout.validation_group_key(self.batch_id, list(oids))
+        if oids not in self.groups:
+            self.groups[oids] = self.layout.validation_group_key(self.batch_id, list(oids))
             files = [{"file": m.key, "object_id": m.object_id} for m in members]
-            self._write(groups[oids], {"files": files, **validated.result.to_dict()})
-        return self._verdict(v, validated.result, validated.rows, validated.ids, groups[oids])
+            self._write(
+                self.groups[oids],
+                {"files": files, **validated.result.to_dict()},
+                [m.key for m in members],
+            )
+        return self._verdict(v, validated.result, validated.rows, validated.ids, self.groups[oids])
 
     def _verdict(
         self,
@@ -312,11 +314,11 @@ class _Store:
         self.writes.append(self.pool.submit(self.ledger.stage_ids, v.sha256, ids))
         return replace(v, fate="accept", reason="passed", rows=rows, result_key=result_key)
 
-    def _write(self, key: str, payload: dict[str, Any]) -> None:
+    def _write(self, key: str, payload: dict[str, Any], files: list[str]) -> None:
         """The result as JSON and, beside it, as a page (what the reports link to)."""
         from retrain import reports
 
-        page = reports.render_validation_result(payload).encode()
+        page = reports.render_validation_result(payload, files).encode()
         self.writes.append(self.pool.submit(self.storage.put_json, key, payload))
         self.writes.append(
             self.pool.submit(
