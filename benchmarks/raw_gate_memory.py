@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -29,6 +27,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from machine import describe  # benchmarks/ is on sys.path: the scripts run from there
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE_NAME = "bench.csv"
@@ -90,25 +90,6 @@ def run_variant(variant: str, path: Path, chunk_rows: int) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def machine() -> dict[str, Any]:
-    from importlib.metadata import version
-
-    mem_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal:")
-    )
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "memory_gb": round(mem_kb / 1024 / 1024, 1),
-        "pandas": version("pandas"),
-        "pyarrow": version("pyarrow"),
-        "great_expectations": version("great_expectations"),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -157,7 +138,14 @@ def main() -> None:
             )
     out = ROOT / "benchmarks" / "results" / "raw_gate_memory.json"
     out.write_text(
-        json.dumps({"chunk_rows": args.chunk_rows, "runs": runs, "machine": machine()}, indent=2)
+        json.dumps(
+            {
+                "chunk_rows": args.chunk_rows,
+                "runs": runs,
+                "machine": describe("pandas", "pyarrow", "great_expectations"),
+            },
+            indent=2,
+        )
         + "\n"
     )
     print(f"saved {out}")

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -51,6 +50,8 @@ if TYPE_CHECKING:
     from retrain.config import Config
     from retrain.steps.ingest import FileOutcome
     from retrain.storage import S3Storage
+
+from machine import describe  # benchmarks/ is on sys.path: the scripts run from there
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = (1, 10, 100, 1000)
@@ -320,15 +321,6 @@ def run(cfg: Config, storage: S3Storage, checkpoints: list[int]) -> list[dict[st
     return runs
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max", type=int, default=1000, help="the largest checkpoint (batches)")
@@ -400,7 +392,7 @@ def main() -> None:
             print("\n".join(lines))
     args.out.write_text(
         json.dumps(
-            {"runs": runs, "check": check, "total_s": round(total, 1), "machine": machine()},
+            {"runs": runs, "check": check, "total_s": round(total, 1), "machine": describe()},
             indent=2,
         )
         + "\n"

@@ -2,9 +2,10 @@
 
 The training set passes a GX checkpoint first (a failure stops here at once, without retries: the
 same files would fail the same way; the champion keeps serving, the report names the files).
-The challenger and the champion are scored on the same time-based holdout; with the drift check
-against the champion's reference profile, a gate decides. Deploying is an atomic compare-and-swap
-of models/champion.json; the decision record is written either way.
+The challenger is trained with the newest data held out; it and the champion are scored on those
+rows (a paired bootstrap interval of the difference), drift is checked against the champion's
+reference profile, and the deploy policy decides. A deploy is refit on every row first, then an
+atomic compare-and-swap of models/champion.json; the decision record is written either way.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def retrain():
             storage(), CONFIG, training_set["feature_keys"], challenger["version"]
         ).as_dict()
 
+    @task
+    def refit_for_serving(decision: dict) -> dict:
+        from retrain.steps.retrain import refit_for_serving
+
+        return refit_for_serving(storage(), CONFIG, decision)
+
     @task(outlets=[MODEL])
     def deploy(decision: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -77,7 +84,7 @@ def retrain():
 
     training_set = check_training_set()
     challenger = train_challenger(training_set)
-    deploy(evaluate_and_decide(training_set, challenger))
+    deploy(refit_for_serving(evaluate_and_decide(training_set, challenger)))
 
 
 retrain()

@@ -99,6 +99,17 @@ class Alerting:
             log.exception("could not record the incident in the bucket")
             alert = Alert(f"dag:{ti.dag_id}", "failed", title, reason, links)
         self.send(alert, context)
+        self.republish_index()
+
+    def republish_index(self) -> None:
+        """The reports index lists open incidents: show a failure (or its recovery) now, not at
+        the next batch. Best effort: the alert has gone out either way."""
+        from retrain.steps.reporting import publish_index
+
+        try:
+            publish_index(self.storage(), self.cfg)
+        except Exception:
+            log.exception("could not republish the reports index")
 
     def dag_succeeded(self, context: Any) -> None:
         """``on_success_callback`` of every pipeline DAG: a failing DAG has recovered."""
@@ -114,6 +125,8 @@ class Alerting:
             log.exception("could not close the incident of %s", dag_run.dag_id)
             return
         self.send(alert, context)
+        if alert is not None:
+            self.republish_index()
 
     def run_overdue(self, dag_run: dict[str, Any], minutes: float) -> None:
         """A deadline missed: the run exists but has not finished in time (stuck in a queue, a

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from retrain.layout import Layout
@@ -115,6 +115,9 @@ def same_reason(a: str, b: str) -> bool:
     return shape(a) == shape(b)
 
 
+HISTORY_WINDOWS_DAYS = (1, 7, 31, 366)  # how far back Incidents.history looks, step by step
+
+
 class Incidents:
     """The incident records and the alert history in the bucket."""
 
@@ -139,9 +142,24 @@ class Incidents:
                 continue
         return sorted(found, key=lambda i: i.since)
 
-    def history(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The most recent alerts, newest first."""
-        keys = sorted(o.key for o in self.storage.list_objects(self.layout.alerts_prefix))
+    def history(self, limit: int = 20, *, now: datetime | None = None) -> list[dict[str, Any]]:
+        """The most recent alerts, newest first.
+
+        Alert keys sort by time, so the listing starts at a point in time and widens (a day, a
+        week, a month, a year, then everything) until it holds ``limit`` alerts: reading the
+        latest alerts costs the same after a year of them as on the first day.
+        """
+        now = now or datetime.now(UTC)
+        prefix = self.layout.alerts_prefix
+        keys: list[str] = []
+        for days in HISTORY_WINDOWS_DAYS:
+            since = self.layout.alert_key(now - timedelta(days=days), "").rsplit("-", 1)[0]
+            keys = [o.key for o in self.storage.list_objects(prefix, start_after=since)]
+            if len(keys) >= limit:
+                break
+        else:
+            keys = [o.key for o in self.storage.list_objects(prefix)]
+        keys.sort()
         out = []
         for key in reversed(keys[-limit:]):
             try:

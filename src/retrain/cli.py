@@ -1,4 +1,4 @@
-"""``retrain``: the project's command line (demo, stack, uploads, status, reports).
+"""``retrain``: the project's command line (demo, stack, uploads, status, reports, models).
 
 ``make demo`` is ``retrain demo``; ``make stop`` is ``retrain stop``.
 """
@@ -244,6 +244,224 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- models: the registry, rollback, local scoring -------------------------------------------
+
+MODELS_LISTED = 20
+REASON_WIDTH = 60
+
+
+def _registry(cfg: Config):
+    from retrain.registry import ModelRegistry
+
+    return ModelRegistry(_storage(cfg), cfg.storage.models_prefix)
+
+
+def model_rows(
+    registry, metric: str, limit: int | None, versions: list[str] | None = None
+) -> list[dict]:
+    """The newest ``limit`` versions, newest first: created, holdout metric, the gate's verdict,
+    whether it is the champion (one GET for the metadata and one for the decision each)."""
+    champion = registry.champion()
+    versions = (registry.list_versions() if versions is None else versions)[::-1]
+    rows = []
+    for version in versions[:limit] if limit else versions:
+        meta = registry.load_metadata(version)
+        decision = registry.load_decision(version) or {}
+        value = (meta.get("metrics") or {}).get(metric)
+        verdict = decision.get("deploy")
+        rows.append(
+            {
+                "version": version,
+                "created": meta.get("created_at") or "",
+                metric: value,
+                "decision": "deploy" if verdict is True else "hold" if verdict is False else "",
+                "reason": decision.get("reason") or "",
+                "champion": champion is not None and champion.version == version,
+            }
+        )
+    return rows
+
+
+def render_models(
+    rows: list[dict], promotions: list, metric: str, total: int, where: str
+) -> list[str]:
+    from retrain.alerts import first_line
+
+    shown = f"newest first, {len(rows)} of {total}" if len(rows) < total else "newest first"
+    lines = [f"models in {where} ({shown}; * = champion)"]
+    if not rows:
+        lines.append("  none yet: the first retrain saves one")
+    else:
+        width = max(len("VERSION"), *(len(r["version"]) for r in rows))
+        header = f"  {'VERSION':<{width}}  {'CREATED':<16}  {metric.upper():>6}  DECISION  REASON"
+        lines.append(header)
+        for r in rows:
+            value = r[metric]
+            shown_value = f"{value:.3f}" if isinstance(value, int | float) else "-"
+            decision = r["decision"] or "-"
+            reason = first_line(r["reason"], REASON_WIDTH) if r["reason"] else "(undecided)"
+            lines.append(
+                f"{'*' if r['champion'] else ' '} {r['version']:<{width}}  "
+                f"{_short_time(r['created']):<16}  {shown_value:>6}  {decision:<8}  {reason}"
+            )
+    lines.append("promotions (newest first):")
+    if not promotions:
+        lines.append("  none: no model was deployed yet")
+    for p in promotions:
+        came = f" <- {p.previous_version}" if p.previous_version else " (first champion)"
+        who = f" by {p.by}" if p.by else ""
+        why = first_line(p.reason, REASON_WIDTH) if p.reason else ""
+        lines.append(f"  {_short_time(p.at, seconds=True)}  {p.kind:<8}  {p.version}{came}{who}")
+        if why:
+            lines.append(f"      {why}")
+    return lines
+
+
+def _short_time(value: str, *, seconds: bool = False) -> str:
+    """``2026-11-22T01:30:12.123+00:00`` -> ``2026-11-22 01:30`` (UTC), as given if unparseable."""
+    try:
+        when = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return value or "-"
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return f"{when:%Y-%m-%d %H:%M:%S}" if seconds else f"{when:%Y-%m-%d %H:%M}"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError
+
+    from retrain.storage import StorageError
+
+    _use_local_stack(Path(args.root))
+    cfg = load_config()
+    registry = _registry(cfg)
+    metric = cfg.gate.metric
+    try:
+        versions = registry.list_versions()
+        rows = model_rows(registry, metric, args.limit, versions)
+        promotions = registry.promotions(limit=args.limit or None)
+    except (StorageError, BotoCoreError) as exc:
+        print(f"models: cannot read {cfg.storage.bucket!r}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(
+            json.dumps({"models": rows, "promotions": [p.as_dict() for p in promotions]}, indent=2)
+        )
+        return 0
+    where = registry.storage.uri(registry.prefix)
+    print("\n".join(render_models(rows, promotions, metric, len(versions), where)))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError
+
+    from retrain.curation import current_user
+    from retrain.registry import ChampionChanged, RollbackRefused, UnknownVersion
+    from retrain.storage import StorageError
+
+    _use_local_stack(Path(args.root))
+    cfg = load_config()
+    registry = _registry(cfg)
+    try:
+        seen = registry.champion()
+        champion = registry.rollback(
+            args.version, reason=args.reason, expected=seen, by=current_user()
+        )
+    except (UnknownVersion, RollbackRefused) as exc:
+        print(f"rollback: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+    except ChampionChanged as exc:
+        print(
+            f"rollback: the champion moved while rolling back ({exc}); nothing was changed: "
+            "see `retrain models` and decide again",
+            file=sys.stderr,
+        )
+        return 1
+    except (StorageError, BotoCoreError) as exc:
+        print(f"rollback: cannot reach {cfg.storage.bucket!r}: {exc}", file=sys.stderr)
+        return 2
+    record = registry.promotion_key(champion.promoted_at, champion.kind, champion.version)
+    metric = champion.metrics.get(cfg.gate.metric)
+    on_holdout = f" ({cfg.gate.metric} {metric:.3f} on its holdout)" if metric is not None else ""
+    print(f"rolled back: champion {champion.previous_version} -> {champion.version}{on_holdout}")
+    print(f"reason: {champion.reason} (by {champion.by})")
+    print(f"recorded in {registry.storage.uri(record)}")
+    try:
+        from retrain.steps.reporting import publish_index
+
+        publish_index(registry.storage, cfg)
+    except (StorageError, BotoCoreError) as exc:
+        print(f"(the reports index was not updated: {exc})", file=sys.stderr)
+    print(
+        f"`retrain predict` scores with {champion.version} from now on; the batch scores under "
+        f"{registry.storage.uri(cfg.storage.predictions_prefix)} stay as they were written"
+    )
+    return 0
+
+
+def default_predictions_path(path: Path) -> Path:
+    """``data/new.csv.gz`` -> ``data/new.predictions.csv``, next to the input."""
+    name = path.name
+    for suffix in (".csv.gz", ".csv", ".parquet"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return path.with_name(f"{name}.predictions.csv")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError
+
+    from retrain.steps.scoring import (
+        ScoringInputError,
+        ScoringRefused,
+        champion_model,
+        read_file_for_scoring,
+        score_frame,
+    )
+    from retrain.storage import StorageError
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"predict: {path}: no such file", file=sys.stderr)
+        return 1
+    _use_local_stack(Path(args.root))
+    cfg = load_config()
+    try:
+        features = read_file_for_scoring(path, cfg.dataset)
+        champion, model = champion_model(_registry(cfg))
+    except (ScoringInputError, ScoringRefused) as exc:
+        print(f"predict: {exc}", file=sys.stderr)
+        return 1
+    except (StorageError, BotoCoreError) as exc:
+        print(
+            f"predict: cannot read the champion from {cfg.storage.bucket!r}: {exc}", file=sys.stderr
+        )
+        return 2
+    scores = score_frame(model, features, cfg.dataset, champion.version)
+    out = Path(args.out) if args.out else default_predictions_path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".parquet":
+        scores.to_parquet(out, index=False)
+    else:
+        scores.to_csv(out, index=False)
+    metric = champion.metrics.get(cfg.gate.metric)
+    on_holdout = f", {cfg.gate.metric} {metric:.3f} on its holdout" if metric is not None else ""
+    print(
+        f"scored {len(scores)} row(s) of {path} with the champion {champion.version} "
+        f"(deployed {champion.deployed_at}{on_holdout})"
+    )
+    if len(scores):
+        s = scores["score"]
+        print(
+            f"scores: mean {s.mean():.3f}, min {s.min():.3f}, max {s.max():.3f}; "
+            f"{int((s >= 0.5).sum())} row(s) at 0.5 or above"
+        )
+    print(f"wrote {out} ({', '.join(scores.columns)})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retrain", description=__doc__)
     parser.add_argument("--root", default=str(DEFAULT_ROOT), help="stack folder (default .stack)")
@@ -270,6 +488,17 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("replay", help="put a quarantined file back into landing/")
     rp.add_argument("key", help="the quarantined object's key, e.g. quarantine/.../file.csv")
     rp.add_argument("--reason", default="", help="why (recorded with who and when)")
+    md = sub.add_parser("models", help="model versions, the gate's verdicts, the promotions")
+    md.add_argument("--limit", type=int, default=MODELS_LISTED, help="newest this many (0: all)")
+    md.add_argument("--json", action="store_true", help="as JSON")
+    rb = sub.add_parser("rollback", help="restore an earlier champion (compare-and-swap)")
+    rb.add_argument(
+        "version", nargs="?", default=None, help="default: the one the champion replaced"
+    )
+    rb.add_argument("--reason", required=True, help="why (recorded with who and when)")
+    pr = sub.add_parser("predict", help="score a local csv/parquet file with the champion")
+    pr.add_argument("file", help="a file in the dataset's raw format (the target is optional)")
+    pr.add_argument("--out", default="", help="csv or .parquet (default: FILE.predictions.csv)")
     up = sub.add_parser("upload", help="drop one generated file into landing/")
     up.add_argument("--scenario", choices=("normal", "drifted", "corrupt"), default="normal")
     up.add_argument("--format", choices=("csv", "parquet"), default="csv")
@@ -286,6 +515,9 @@ def main(argv: list[str] | None = None) -> int:
         "upload": cmd_upload,
         "retract": cmd_retract,
         "replay": cmd_replay,
+        "models": cmd_models,
+        "rollback": cmd_rollback,
+        "predict": cmd_predict,
     }[args.command]
     return handler(args)
 

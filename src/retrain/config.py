@@ -37,6 +37,9 @@ class Column:
     max: float | None = None
     categories: tuple[str, ...] | None = None
     max_missing_fraction: float | None = None
+    # False: the drift check still measures and shows the column but never counts it as drift
+    # (calendar parts, id-like or ever-growing columns move every month by design).
+    drift: bool = True
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class StorageConfig:
     quarantine_prefix: str = "quarantine/"
     features_prefix: str = "features/"
     models_prefix: str = "models/"
+    predictions_prefix: str = "predictions/"  # the batch-scoring DAG's output
     reports_prefix: str = "reports/"
     ledger_prefix: str = "ledger/"  # what was landed, claimed, accepted, retracted (exactly-once)
 
@@ -128,11 +132,38 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
+    """The deploy policy (README, "The deploy decision"), evaluated by ``decision.decide``."""
+
     metric: str = "auc"
     min_metric: float = 0.6  # absolute floor: never deploy a model worse than this
-    min_improvement: float = 0.0  # challenger - champion on the same holdout must be >= this
-    psi_threshold: float = 0.2  # per-feature PSI above this counts as drift
-    psi_bins: int = 10
+    # After drift or a degraded champion, the challenger may trail the champion by at most this
+    # much (the lower confidence bound of challenger - champion must be above -margin).
+    non_inferiority_margin: float = 0.01
+    # The champion counts as degraded when its metric on the newest data is this far below the
+    # metric it had on its own holdout when it was trained.
+    degradation_margin: float = 0.02
+    confidence: float = 0.95  # of the paired bootstrap interval of challenger - champion
+    bootstrap_rounds: int = 1000
+    seed: int = 7  # of the bootstrap: the same data give the same interval
+
+
+DRIFT_RULES = ("share", "importance")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """When a feature, the data and the model's scores count as drifted (README, "Drift")."""
+
+    bins: int = 10  # training-time quantile bins of each numeric feature (PSI)
+    psi_threshold: float = 0.2  # PSI above this, on a feature or on the scores
+    # Normalized Wasserstein (numeric, in reference standard deviations) or Jensen-Shannon
+    # distance (categorical) above this.
+    distance_threshold: float = 0.1
+    # "share": the data drifted when this share of the monitored features drifted;
+    # "importance": when the drifted features carry this share of the model's gain.
+    rule: str = "share"
+    share_threshold: float = 0.3
+    prediction_psi_threshold: float = 0.2  # the champion's scores: newest data vs training time
 
 
 @dataclass(frozen=True)
@@ -192,6 +223,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
     orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
@@ -205,6 +237,7 @@ _SECTIONS: dict[str, type] = {
     "ingest": IngestConfig,
     "training": TrainingConfig,
     "gate": GateConfig,
+    "drift": DriftConfig,
     "orchestration": OrchestrationConfig,
     "alerts": AlertsConfig,
     "watchdog": WatchdogConfig,
@@ -248,11 +281,24 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "
     return cfg
 
 
+# Keys of earlier versions, with where their meaning went (a config is named, never ignored).
+MOVED = {
+    ("gate", "psi_threshold"): "[drift] psi_threshold",
+    ("gate", "psi_bins"): "[drift] bins",
+    ("gate", "min_improvement"): (
+        "the deploy policy: [gate] non_inferiority_margin and the confidence interval "
+        '(README, "The deploy decision")'
+    ),
+}
+
+
 def _build_section(cls: type, name: str, values: Mapping[str, Any], env, source: str):
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(known)
     if unknown:
-        raise ConfigError(f"{source}: [{name}] unknown key(s): {sorted(unknown)}")
+        moved = [f"{k} -> {MOVED[name, k]}" for k in sorted(unknown) if (name, k) in MOVED]
+        hint = f" (moved: {'; '.join(moved)})" if moved else ""
+        raise ConfigError(f"{source}: [{name}] unknown key(s): {sorted(unknown)}{hint}")
     kwargs = dict(values)
     for key, fld in known.items():
         env_key = f"{ENV_PREFIX}{name.upper()}__{key.upper()}"
@@ -344,6 +390,7 @@ def _check(cfg: Config) -> None:
         ("[validation] extra_columns", cfg.validation.extra_columns, EXTRA_COLUMN_POLICIES),
         ("[ingest] duplicate_ids", cfg.ingest.duplicate_ids, DUPLICATE_ID_POLICIES),
         ("[alerts] notifier", cfg.alerts.notifier, NOTIFIERS),
+        ("[drift] rule", cfg.drift.rule, DRIFT_RULES),
     ):
         if value not in allowed:
             raise ConfigError(f"{cfg.source}: {where} must be one of {allowed}, got {value!r}")
@@ -353,6 +400,15 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: [ingest] validate_tasks must be at least 1")
     if not 0 < cfg.training.holdout_fraction < 1:
         raise ConfigError(f"{cfg.source}: [training] holdout_fraction must be in (0, 1)")
+    if not 0.5 <= cfg.gate.confidence < 1:
+        raise ConfigError(f"{cfg.source}: [gate] confidence must be in [0.5, 1)")
+    if cfg.gate.bootstrap_rounds < 100:
+        raise ConfigError(f"{cfg.source}: [gate] bootstrap_rounds must be at least 100")
+    if cfg.drift.bins < 2:
+        raise ConfigError(f"{cfg.source}: [drift] bins must be at least 2")
+    for col in ds.columns:
+        if not isinstance(col.drift, bool):
+            raise ConfigError(f"{cfg.source}: column {col.name!r}: drift must be true or false")
     for prefix_field in dataclasses.fields(StorageConfig):
         if prefix_field.name.endswith("_prefix"):
             value = getattr(cfg.storage, prefix_field.name)

@@ -1,74 +1,160 @@
-"""The champion/challenger gate: should the newly trained model replace the deployed one?
+"""The deploy policy: should the newly trained model replace the deployed one?
 
-A pure function of the two models' metrics, so the rule is testable and the reason it gives is
-what ends up in the run's report. The caller evaluates both models on the SAME new holdout;
-comparing each model's own training-time holdout would reward whichever saw easier data.
+One pure function of the evidence, so the rule is testable and the reason it gives is what ends
+up in the decision record and its page. The policy (``[gate]`` in the config):
+
+1. The challenger must clear the absolute floor (``min_metric``); the first model deploys on
+   the floor alone.
+2. Then it deploys if either
+   a. something changed (the data drifted, the champion's scores drifted, or the champion's
+      metric on the newest data fell more than ``degradation_margin`` below what it scored when
+      it was trained) and the challenger is non-inferior: the lower bound of the confidence
+      interval of challenger - champion is above ``-non_inferiority_margin``; or
+   b. the challenger is better with confidence: that lower bound is above 0.
+3. Otherwise it holds, saying which condition was not met.
+
+Both models are scored on the same newest labelled rows, which the champion never trained on;
+the interval is a paired bootstrap (retrain.evaluation). A difference inside the noise never
+deploys on its own, and drift alone never deploys a worse model.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from retrain.config import GateConfig
-from retrain.drift import DriftReport
-from retrain.training import Metrics
+from retrain.evaluation import METRICS, Comparison
 
-# Metrics where higher is better; the gate's floor and improvement rules assume that direction.
-GATE_METRICS = ("auc", "average_precision")
+GATE_METRICS = METRICS  # higher is better; the floor and the margins assume that direction
+
+
+@dataclass(frozen=True)
+class Evidence:
+    challenger: float  # the challenger's metric on the newest labelled rows
+    comparison: Comparison | None = None  # against the champion on the same rows; None: none
+    champion_at_training: float | None = None  # the champion's metric when it was trained
+    data_drifted: bool = False
+    prediction_drifted: bool = False
+    drift_summary: str = ""
 
 
 @dataclass(frozen=True)
 class Decision:
     deploy: bool
+    rule: str  # which clause decided: see RULES
     reason: str
-    challenger_metric: float
-    champion_metric: float | None
-    drift_features: tuple[str, ...]
+    conditions: dict[str, Any] = field(default_factory=dict)  # each clause's inputs and result
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["drift_features"] = list(self.drift_features)
-        return out
+        return asdict(self)
 
 
-def decide(
-    challenger: Metrics,
-    champion: Metrics | None,
-    drift: DriftReport | None,
-    gate: GateConfig,
-) -> Decision:
-    """Floor first, then "no champion" deploys, then the challenger must beat the champion."""
+RULES = {
+    "undefined": "hold: the challenger's metric is undefined",
+    "below_floor": "hold: below the absolute floor",
+    "first_model": "deploy: the first model, on the floor alone",
+    "non_inferior_after_change": "deploy: something changed and the challenger is non-inferior",
+    "better": "deploy: better with confidence",
+    "inferior_after_change": "hold: something changed but the challenger is not non-inferior",
+    "not_better": "hold: nothing changed and the challenger is not better with confidence",
+}
+
+
+def decide(evidence: Evidence, gate: GateConfig) -> Decision:
     if gate.metric not in GATE_METRICS:
         raise ValueError(f"gate metric {gate.metric!r} not supported; use one of {GATE_METRICS}")
-    name = gate.metric
-    new = float(getattr(challenger, name))
-    old = None if champion is None else float(getattr(champion, name))
-    drifted = drift.drifted if drift is not None else ()
-    psi = drift.psi if drift is not None else {}
-
-    def decision(deploy: bool, reason: str) -> Decision:
-        if drifted:
-            listed = ", ".join(f"{f} (PSI {psi[f]:.2f})" for f in drifted)
-            reason = f"{reason}; drift in {listed}"
-        return Decision(deploy, reason, new, old, tuple(drifted))
-
+    name, new = gate.metric, float(evidence.challenger)
     if math.isnan(new):
-        return decision(False, f"hold: challenger {name} is undefined (holdout has one class)")
-    if new < gate.min_metric:
-        return decision(False, f"hold: challenger {name} {new:.4f} < floor {gate.min_metric:.4f}")
-    if old is None:
-        return decision(
-            True, f"deploy: first model, {name} {new:.4f} >= floor {gate.min_metric:.4f}"
+        return Decision(
+            False,
+            "undefined",
+            f"hold: challenger {name} is undefined (the newest rows hold one class)",
         )
-    if math.isnan(old):
-        return decision(True, f"deploy: champion {name} is undefined, challenger {name} {new:.4f}")
-    delta = new - old
-    verdict = "deploy" if delta >= gate.min_improvement else "hold"
-    cmp = ">=" if delta >= gate.min_improvement else "<"
-    return decision(
-        verdict == "deploy",
-        f"{verdict}: challenger {name} {new:.4f} vs champion {old:.4f} "
-        f"(improvement {delta:+.4f} {cmp} required {gate.min_improvement:+.4f})",
+    floor = {"challenger": new, "floor": gate.min_metric, "passed": new >= gate.min_metric}
+    if not floor["passed"]:
+        return Decision(
+            False,
+            "below_floor",
+            f"hold: challenger {name} {new:.4f} < floor {gate.min_metric:.4f}",
+            {"floor": floor},
+        )
+    cmp = evidence.comparison
+    if cmp is None:
+        return Decision(
+            True,
+            "first_model",
+            f"deploy: first model, {name} {new:.4f} >= floor {gate.min_metric:.4f}",
+            {"floor": floor},
+        )
+    trained = evidence.champion_at_training
+    degraded = (
+        trained is not None
+        and not math.isnan(trained)
+        and not math.isnan(cmp.champion)
+        and cmp.champion < trained - gate.degradation_margin
     )
+    changed = evidence.data_drifted or evidence.prediction_drifted or degraded
+    non_inferior = not math.isnan(cmp.low) and cmp.low > -gate.non_inferiority_margin
+    better = not math.isnan(cmp.low) and cmp.low > 0
+    conditions = {
+        "floor": floor,
+        "data_drifted": evidence.data_drifted,
+        "prediction_drifted": evidence.prediction_drifted,
+        "champion_degraded": {
+            "now": cmp.champion,
+            "at_training": trained,
+            "margin": gate.degradation_margin,
+            "degraded": degraded,
+        },
+        "changed": changed,
+        "non_inferior": {
+            "low": cmp.low,
+            "margin": gate.non_inferiority_margin,
+            "met": non_inferior,
+        },
+        "better": {"low": cmp.low, "met": better},
+    }
+    diff = (
+        f"{name} {cmp.challenger:.4f} vs champion {cmp.champion:.4f}, difference {cmp.delta:+.4f} "
+        f"({cmp.confidence:.0%} CI {cmp.low:+.4f} to {cmp.high:+.4f}, {cmp.n_rows} newest rows)"
+    )
+    change = _what_changed(evidence, degraded, cmp, trained, gate)
+    if changed and non_inferior:
+        rule = "non_inferior_after_change"
+        reason = (
+            f"deploy: {change}, and the challenger is non-inferior "
+            f"(lower bound {cmp.low:+.4f} > -{gate.non_inferiority_margin:.4f}): {diff}"
+        )
+    elif better:
+        rule, reason = "better", f"deploy: the challenger is better with confidence: {diff}"
+    elif changed:
+        rule = "inferior_after_change"
+        reason = (
+            f"hold: {change}, but the challenger is not non-inferior "
+            f"(lower bound {cmp.low:+.4f} <= -{gate.non_inferiority_margin:.4f}): {diff}"
+        )
+    else:
+        rule = "not_better"
+        reason = (
+            f"hold: no drift and the champion has not degraded, and the challenger is not better "
+            f"with confidence (lower bound {cmp.low:+.4f} <= 0): {diff}"
+        )
+    return Decision(rule in ("non_inferior_after_change", "better"), rule, reason, conditions)
+
+
+def _what_changed(
+    evidence: Evidence, degraded: bool, cmp: Comparison, trained: float | None, gate: GateConfig
+) -> str:
+    parts = []
+    if evidence.data_drifted:
+        parts.append(evidence.drift_summary or "the data drifted")
+    if evidence.prediction_drifted:
+        parts.append("the champion's scores drifted")
+    if degraded and trained is not None:
+        parts.append(
+            f"the champion degraded ({gate.metric} {cmp.champion:.4f} now vs {trained:.4f} "
+            f"when trained, margin {gate.degradation_margin:.4f})"
+        )
+    return "; ".join(parts) if parts else "nothing changed"

@@ -4,12 +4,14 @@ off, to the deploy decision. ``make demo`` tells it; the end-to-end test checks 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from retrain import devstack
 from retrain.config import Config
+from retrain.layout import Layout
 from retrain.storage import S3Storage
 
 STAGE_TIMEOUT = 900.0  # seconds per stage; generous, the machine is small
@@ -118,14 +120,50 @@ def run_round(
         "decision": decision,
         "champion": champion.version if champion else None,
     }
-    verdict = "DEPLOYED" if champion and champion.version == version else "HELD"
-    say(f"{clock()} model {version}: {verdict} -- {decision.get('reason', '?')}")
+    deployed = champion is not None and champion.version == version
+    evaluated = decision.get("version", version)
+    shown = f"{evaluated} (serving: its refit {version})" if evaluated != version else version
+    verdict = "DEPLOYED" if deployed else "HELD"
+    say(f"{clock()} model {shown}: {verdict} -- {decision.get('reason', '?')}")
+    if deployed:  # the deploy set off the scoring DAG: the new champion's predictions
+        run = follow.wait_new_run(api, "score", seen["score"], STAGE_TIMEOUT, on_task=progress)
+        summary["score"] = run.state
+        manifest = _predictions(storage, cfg, version)
+        summary["predictions"] = manifest
+        rows = manifest.get("rows", 0) if manifest else 0
+        where = storage.uri(Layout.of(cfg).predictions_prefix_of(version))
+        say(f"{clock()} score run {run.run_id}: {run.state}, {rows} rows scored -> {where}")
     return summary
 
 
+def _predictions(storage: S3Storage, cfg: Config, version: str) -> dict | None:
+    from retrain.storage import ObjectNotFound
+
+    try:
+        return storage.get_json(Layout.of(cfg).predictions_manifest_key(version))
+    except ObjectNotFound:
+        return None
+
+
+SYNC_STATE = ".etags.json"  # what a local copy holds, by key: the ETag it was downloaded at
+
+
 def download_reports(storage: S3Storage, cfg: Config, dest: Path) -> Path:
-    for obj in storage.list_objects(cfg.storage.reports_prefix):
-        target = dest / obj.key[len(cfg.storage.reports_prefix) :]
+    """Mirror the bucket's reports into ``dest`` (like ``aws s3 sync``): only objects that are
+    new or changed since the last download are fetched, so a copy kept across runs costs what
+    changed (a few pages per batch), not the whole history; pages gone from the bucket go."""
+    prefix = cfg.storage.reports_prefix
+    state_path = dest / SYNC_STATE
+    held = json.loads(state_path.read_text()) if state_path.exists() else {}
+    now = {o.key: o.etag for o in storage.list_objects(prefix)}
+    for key, etag in now.items():
+        target = dest / key[len(prefix) :]
+        if held.get(key) == etag and target.exists():
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(storage.get_bytes(obj.key))
+        target.write_bytes(storage.get_bytes(key))
+    for key in held.keys() - now.keys():
+        (dest / key[len(prefix) :]).unlink(missing_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    state_path.write_text(json.dumps(now, indent=0, sort_keys=True))
     return dest / "index.html"

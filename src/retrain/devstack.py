@@ -23,7 +23,7 @@ from retrain.airflow_api import AirflowApi, AirflowApiError
 from retrain.s3server import free_port, start_s3_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DAG_IDS = ("ingest", "features", "retrain")  # the pipeline, started by data
+DAG_IDS = ("ingest", "features", "retrain", "score")  # started by data (score: by a deploy)
 WATCHDOG_DAG_ID = "watchdog"  # monitoring on a timer
 # What `airflow standalone` runs, started one by one so that the log servers (which bind every
 # interface) can be left out: on one machine the api-server reads task logs from local files.
@@ -59,6 +59,8 @@ class Stack:
     overrides: dict[str, str] = field(default_factory=dict)
     # The SQS queue subscribed to the alerts topic (what `retrain alerts` reads).
     alerts_queue_url: str = ""
+    # The project tree Airflow's parts import the DAGs, the library and the config from.
+    code_root: str = str(PROJECT_ROOT)
 
     @property
     def api(self) -> AirflowApi:
@@ -92,8 +94,14 @@ def airflow_env(
     ports: dict[str, int],
     parallelism: int = 4,
     overrides: dict[str, str] | None = None,
+    code_root: Path = PROJECT_ROOT,
 ) -> dict[str, str]:
-    """The whole configuration of the local Airflow: env vars only, nothing written to the repo."""
+    """The whole configuration of the local Airflow: env vars only, nothing written to the repo.
+
+    ``code_root`` is the project tree the components run from (DAG folder, library, config):
+    the checkout by default, or a read-only copy of it, as workers run from an image. Its
+    ``src`` and root go first on PYTHONPATH, ahead of the checkout's editable install.
+    """
     venv_bin = str(Path(sys.executable).parent)
     conn = {
         "conn_type": "aws",
@@ -107,7 +115,10 @@ def airflow_env(
             # `airflow standalone` starts its parts by calling `airflow` from PATH.
             "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
             "AIRFLOW_HOME": str(root / "airflow"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(code_root / "dags"),
+            "PYTHONPATH": os.pathsep.join(
+                [str(code_root / "src"), str(code_root), *filter(None, [env.get("PYTHONPATH")])]
+            ),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
@@ -122,7 +133,7 @@ def airflow_env(
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["trigger_log"]),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW_CONN_RETRAIN_S3": json.dumps(conn),
-            "RETRAIN_CONFIG": env.get("RETRAIN_CONFIG", str(PROJECT_ROOT / "retrain.toml")),
+            "RETRAIN_CONFIG": env.get("RETRAIN_CONFIG", str(code_root / "retrain.toml")),
             "RETRAIN__STORAGE__ENDPOINT_URL": s3_endpoint,
             "RETRAIN__STORAGE__BUCKET": bucket,
             "RETRAIN__ORCHESTRATION__AWS_CONN_ID": "retrain_s3",
@@ -141,7 +152,7 @@ def airflow_env(
     return env
 
 
-def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> int:
+def _spawn(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -151,7 +162,7 @@ def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> int:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            cwd=str(PROJECT_ROOT),
+            cwd=str(cwd),
         )
     return proc.pid
 
@@ -205,11 +216,16 @@ def start(
     ports: dict[str, int] | None = None,
     parallelism: int = 4,
     overrides: dict[str, str] | None = None,
+    code_root: Path = PROJECT_ROOT,
     ready_timeout: float = 300.0,
     log=print,
 ) -> Stack:
-    """Start the S3-compatible server and Airflow standalone; return once DAGs are loaded."""
-    root = root.resolve()
+    """Start the S3-compatible server and Airflow standalone; return once DAGs are loaded.
+
+    Airflow's parts run from ``code_root`` (see :func:`airflow_env`) with it as their working
+    directory; they write only under ``root`` and into the bucket.
+    """
+    root, code_root = root.resolve(), code_root.resolve()
     if existing := running(root):
         log(f"stack already running (api {existing.api_url}, s3 {existing.s3_endpoint})")
         return existing
@@ -238,13 +254,14 @@ def start(
             ports=ports,
             parallelism=parallelism,
             overrides=overrides,
+            code_root=code_root,
         )
         log(
             f"starting Airflow on http://127.0.0.1:{ports['api']} (AIRFLOW_HOME={root / 'airflow'})"
         )
         _migrate_db(env, logs / "airflow-db.log")
         for name, args in AIRFLOW_COMPONENTS.items():
-            pids[name] = _spawn([_airflow_bin(), *args], env, logs / f"{name}.log")
+            pids[name] = _spawn([_airflow_bin(), *args], env, logs / f"{name}.log", code_root)
         stack = Stack(
             root=str(root),
             s3_endpoint=s3_endpoint,
@@ -255,6 +272,7 @@ def start(
             parallelism=parallelism,
             overrides=overrides,
             alerts_queue_url=queue_url,
+            code_root=str(code_root),
         )
         _save(stack)
         _wait_airflow(stack, ready_timeout, logs, log)
@@ -286,10 +304,11 @@ def restart(stack: Stack, name: str, *, ready_timeout: float = 120.0) -> Stack:
         ports=stack.ports,
         parallelism=stack.parallelism,
         overrides=stack.overrides,
+        code_root=Path(stack.code_root),
     )
     log_path = root / "logs" / f"{name}.log"
     since = datetime.now(UTC)
-    pid = _spawn([_airflow_bin(), *AIRFLOW_COMPONENTS[name]], env, log_path)
+    pid = _spawn([_airflow_bin(), *AIRFLOW_COMPONENTS[name]], env, log_path, Path(stack.code_root))
     restarted = replace(stack, pids={**stack.pids, name: pid})
     _save(restarted)
 

@@ -11,6 +11,10 @@ here can leave its prefix.
     quarantine/ingest_date=<day>/batch=<batch>/<name>  rejected (or retracted) files
         ... <name>.report.json                         why, with the failed expectations
     features/ingest_date=<day>/batch=<batch>/<name>.parquet
+    predictions/<version>/ingest_date=<day>/batch=<batch>/<name>.parquet
+                                                       a feature file scored by a model version
+    predictions/<version>/manifest.json                written last: what that scoring wrote
+    predictions/_scored.json                           the feature files every scoring so far saw
     ledger/objects/<object_id>.json                    one claim per landed object (exactly-once)
     ledger/content/<sha256>.json                       accepted content (duplicate uploads)
     ledger/ids/<sha256>.parquet                        ids of accepted content (duplicate ids)
@@ -57,6 +61,13 @@ def object_id(key: str, etag: str, last_modified: str) -> str:
     a new upload under the same name (new time, maybe new bytes) gets a new one."""
     text = f"{key}\n{etag.strip(chr(34))}\n{last_modified}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _model_version(version: str) -> str:
+    """A registry version id (``retrain.registry``'s rule), so it is one safe path segment."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", version):
+        raise ValueError(f"not a model version: {version!r}")
+    return version
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,25 @@ class Layout:
         if not key.startswith(prefix):
             raise ValueError(f"{key!r} is not under {prefix!r}")
         return key[len(prefix) :]
+
+    # -- predictions --------------------------------------------------------------------------
+
+    def predictions_prefix_of(self, version: str) -> str:
+        return f"{self.s.predictions_prefix}{_model_version(version)}/"
+
+    def predictions_key(self, version: str, feature_key: str) -> str:
+        """The feature file's partition and name under the version: the same name landed in
+        two batches stays two prediction files."""
+        rel = self._relative(feature_key, self.s.features_prefix)
+        return f"{self.predictions_prefix_of(version)}{rel}"
+
+    def predictions_manifest_key(self, version: str) -> str:
+        return f"{self.predictions_prefix_of(version)}manifest.json"
+
+    @property
+    def scoring_state_key(self) -> str:
+        """Not a version's folder: version ids start with a letter or digit."""
+        return f"{self.s.predictions_prefix}_scored.json"
 
     # -- ledger -------------------------------------------------------------------------------
 

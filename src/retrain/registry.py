@@ -6,11 +6,19 @@ Layout under ``models_prefix``::
     <version>/reference.json   training-time feature profile (the drift baseline)
     <version>/metadata.json    written last: its presence marks the version complete
     <version>/decision.json    the gate's verdict for this version
-    champion.json              {"version", "deployed_at", "reason", "metrics", "previous_version"}
+    champion.json              {"version", "deployed_at", "reason", "metrics", "previous_version",
+                                "kind", "promoted_at", "by"}
+    promotions/<at>-<kind>-<version>.json
+                               one create-only record per move of the pointer ("deploy" or
+                               "rollback"): version, previous_version, kind, reason, at, by,
+                               metrics
 
 Versions are never overwritten, so a version id names exactly one model forever. The pointer is
 replaced only with a conditional PUT against the ETag the caller read, so two promoters racing
-cannot both win and neither can silently undo the other.
+cannot both win and neither can silently undo the other. A promotion record is written after
+the pointer moved (the loser of a race records nothing) and is a pure function of the pointer's
+content, so a crash in between is repaired by the next promote or rollback, and
+:meth:`ModelRegistry.promotions` shows the current champion's move either way.
 """
 
 from __future__ import annotations
@@ -18,9 +26,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
 
@@ -29,7 +37,16 @@ METADATA_FILE = "metadata.json"
 REFERENCE_FILE = "reference.json"
 DECISION_FILE = "decision.json"
 CHAMPION_FILE = "champion.json"
+PROMOTIONS_DIR = "promotions"
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_RESERVED = frozenset({PROMOTIONS_DIR})  # names under models/ that are not versions
+_PROMOTION_RE = re.compile(
+    r"^(?P<stamp>\d{8}T\d{12}Z)-(?P<kind>deploy|rollback)-(?P<version>[A-Za-z0-9][A-Za-z0-9._-]*)"
+    r"\.json$"
+)
+Kind = Literal["deploy", "rollback"]
+DEPLOY: Kind = "deploy"
+ROLLBACK: Kind = "rollback"
 
 
 class RegistryError(RuntimeError):
@@ -45,6 +62,11 @@ class UnknownVersion(RegistryError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class RollbackRefused(RegistryError):
+    """Nothing to roll back, nothing to roll back to, or a target that cannot be restored (the
+    champion already, or a version that never was champion); nothing was written."""
 
 
 class ChampionChanged(RegistryError):
@@ -75,12 +97,37 @@ class Champion:
     etag: str  # of champion.json as read; the token for the next promote
     reason: str = ""
     previous_version: str | None = None
+    kind: str = DEPLOY  # how it became champion: "deploy" (the gate) or "rollback" (a person)
+    promoted_at: str = ""  # ISO 8601 with microseconds; names the promotion record
+    by: str = ""  # who rolled back ("" for the pipeline's deploys)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One move of the champion pointer, as recorded under ``promotions/``."""
+
+    version: str
+    previous_version: str | None
+    kind: str  # "deploy" | "rollback"
+    reason: str
+    at: str  # ISO 8601, UTC
+    metrics: dict[str, Any] = field(hash=False)
+    by: str = ""
+    key: str = ""  # of the record ("" if the record is missing and this was read off the pointer)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _check_version(version: str) -> str:
-    if not _VERSION_RE.match(version):
+    if not _VERSION_RE.match(version) or version in _RESERVED:
         raise ValueError(f"invalid model version {version!r}")
     return version
+
+
+def _parse_time(value: str) -> datetime:
+    when = datetime.fromisoformat(value)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 class ModelRegistry:
@@ -93,6 +140,19 @@ class ModelRegistry:
     @property
     def champion_key(self) -> str:
         return f"{self.prefix}{CHAMPION_FILE}"
+
+    @property
+    def promotions_prefix(self) -> str:
+        return f"{self.prefix}{PROMOTIONS_DIR}/"
+
+    def promotion_key(self, at: datetime | str, kind: str, version: str) -> str:
+        """``promotions/<YYYYMMDDTHHMMSSffffffZ>-<kind>-<version>.json``: sorts by time."""
+        if kind not in (DEPLOY, ROLLBACK):
+            raise ValueError(f"promotion kind must be deploy or rollback, got {kind!r}")
+        when = _parse_time(at) if isinstance(at, str) else at.astimezone(UTC)
+        return (
+            f"{self.promotions_prefix}{when:%Y%m%dT%H%M%S%fZ}-{kind}-{_check_version(version)}.json"
+        )
 
     def key(self, version: str, name: str) -> str:
         return f"{self.prefix}{_check_version(version)}/{name}"
@@ -195,6 +255,9 @@ class ModelRegistry:
             etag=etag,
             reason=doc.get("reason", ""),
             previous_version=doc.get("previous_version"),
+            kind=doc.get("kind", DEPLOY),
+            promoted_at=doc.get("promoted_at") or doc.get("deployed_at", ""),
+            by=doc.get("by", ""),
         )
 
     def promote(
@@ -206,14 +269,163 @@ class ModelRegistry:
         metrics: dict[str, Any],
         now: datetime | None = None,
     ) -> Champion:
-        """Point champion.json at ``version`` iff it still is ``expected`` (None: no champion).
+        """Point champion.json at ``version`` iff it still is ``expected`` (None: no champion),
+        and record the move as a "deploy" promotion.
 
         Raises ``ChampionChanged`` when another writer got there first; the pointer is then
-        whatever that writer left, untouched by this call.
+        whatever that writer left, untouched by this call, and nothing is recorded.
         """
         if not self.version_exists(version):
             raise UnknownVersion(f"cannot promote {version!r}: version does not exist")
-        deployed_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+        return self._swap(version, expected, DEPLOY, reason, metrics, now=now)
+
+    def rollback(
+        self,
+        version: str | None = None,
+        *,
+        reason: str,
+        expected: Champion | None = None,
+        by: str = "",
+        now: datetime | None = None,
+    ) -> Champion:
+        """Restore an earlier champion through the same compare-and-swap as :meth:`promote`,
+        recorded as a "rollback" promotion.
+
+        ``version`` None: the default target (:meth:`rollback_target`), the version the current
+        champion replaced when it was deployed. ``expected``: the champion the caller looked at
+        (None: read it now); if the pointer moved since, ``ChampionChanged`` and nothing is
+        written. Only a version that was champion before can be restored, so a model the gate
+        held never becomes champion this way. Raises ``UnknownVersion`` for a version that does
+        not exist and ``RollbackRefused`` for no champion, nothing to roll back to, the current
+        champion, or a version that never was champion.
+        """
+        if not reason.strip():
+            raise RollbackRefused("a rollback needs a reason")
+        current = expected if expected is not None else self.champion()
+        if current is None:
+            raise RollbackRefused("no champion deployed: nothing to roll back")
+        if version is None:
+            version = self.rollback_target(current)
+            if version is None:
+                raise RollbackRefused(
+                    f"nothing to roll back to: {current.version} was the first champion"
+                )
+        if not _VERSION_RE.match(version) or version in _RESERVED:
+            raise UnknownVersion(f"cannot roll back to {version!r}: not a model version")
+        if not self.version_exists(version):
+            raise UnknownVersion(f"cannot roll back to {version!r}: version does not exist")
+        if version == current.version:
+            raise RollbackRefused(f"{version} is the champion already")
+        if version not in self.former_champions():
+            raise RollbackRefused(
+                f"cannot roll back to {version}: it never was champion (a held model is never "
+                "deployed; `retrain models` lists the promotions)"
+            )
+        metrics = dict((self.load_metadata(version).get("metrics")) or {})
+        return self._swap(version, current, ROLLBACK, reason, metrics, by=by, now=now)
+
+    def rollback_target(self, current: Champion | None = None) -> str | None:
+        """The version a rollback restores by default: the one the current champion replaced
+        when it was *deployed*. For a champion that a rollback brought back, that is its
+        original deploy's predecessor, so repeated rollbacks walk back through the deploys
+        instead of toggling between two versions."""
+        current = current if current is not None else self.champion()
+        if current is None:
+            return None
+        if current.kind == DEPLOY:
+            return current.previous_version
+        deploys = [
+            key
+            for key, kind, version in self._promotion_keys()
+            if kind == DEPLOY and version == current.version
+        ]
+        if not deploys:  # no record of its deploy (older pointer): the pointer's own answer
+            return current.previous_version
+        return self._read_promotion(deploys[-1]).previous_version
+
+    def former_champions(self) -> set[str]:
+        """Every version the pointer ever named (one listing, no reads)."""
+        versions = {version for _, _, version in self._promotion_keys()}
+        if (current := self.champion()) is not None:
+            versions.add(current.version)
+            if current.previous_version:
+                versions.add(current.previous_version)
+        return versions
+
+    def was_deployed(self, version: str) -> bool:
+        """Whether the gate ever deployed ``version`` (a "deploy" promotion names it). A held
+        version never was; a version only ever restored by a rollback is not either."""
+        _check_version(version)
+        if any(k == DEPLOY and v == version for _, k, v in self._promotion_keys()):
+            return True
+        current = self.champion()  # a pointer whose record is not written yet
+        return current is not None and current.version == version and current.kind == DEPLOY
+
+    def promotions(self, limit: int | None = None) -> list[Promotion]:
+        """Every recorded move of the pointer, newest first (``limit``: only the newest ones).
+
+        The current champion's move is included even if its record is missing (a crash right
+        after the swap), read off the pointer."""
+        keys = [key for key, _, _ in self._promotion_keys()][::-1]
+        out: list[Promotion] = []
+        current = self.champion()
+        if current is not None and current.promoted_at:
+            own = self.promotion_key(current.promoted_at, current.kind, current.version)
+            if own not in keys:
+                out.append(_promotion_of(current, key=""))
+        wanted = keys if limit is None else keys[: max(limit - len(out), 0)]
+        return out + [self._read_promotion(k) for k in wanted]
+
+    def _promotion_keys(self) -> list[tuple[str, str, str]]:
+        """(key, kind, version) of every promotion record, oldest first."""
+        found = []
+        for obj in self.storage.list_objects(self.promotions_prefix):
+            match = _PROMOTION_RE.match(obj.key[len(self.promotions_prefix) :])
+            if match:
+                found.append((obj.key, match["kind"], match["version"]))
+        return sorted(found)
+
+    def _read_promotion(self, key: str) -> Promotion:
+        doc = self.storage.get_json(key)
+        return Promotion(
+            version=doc["version"],
+            previous_version=doc.get("previous_version"),
+            kind=doc.get("kind", DEPLOY),
+            reason=doc.get("reason", ""),
+            at=doc.get("at", ""),
+            metrics=dict(doc.get("metrics") or {}),
+            by=doc.get("by", ""),
+            key=key,
+        )
+
+    def _record(self, champion: Champion, *, repair: bool = False) -> str:
+        """Write the promotion record of ``champion`` (create-only; the same content again is
+        fine, so repairing a missing record is safe to repeat). ``repair``: only if missing."""
+        key = self.promotion_key(champion.promoted_at, champion.kind, champion.version)
+        if repair and self.storage.exists(key):
+            return key
+        doc = _promotion_of(champion, key="").as_dict()
+        del doc["key"]
+        self._put_once(key, _json_bytes(doc), "application/json")
+        return key
+
+    def _swap(
+        self,
+        version: str,
+        expected: Champion | None,
+        kind: Kind,
+        reason: str,
+        metrics: dict[str, Any],
+        *,
+        by: str = "",
+        now: datetime | None = None,
+    ) -> Champion:
+        """The compare-and-swap both promote and rollback go through, then the record."""
+        if expected is not None and expected.promoted_at:
+            self._record(expected, repair=True)  # a crash between an earlier swap and its record
+        when = (now or datetime.now(UTC)).astimezone(UTC)
+        deployed_at = when.isoformat(timespec="seconds")
+        promoted_at = when.isoformat(timespec="microseconds")
         previous = expected.version if expected else None
         doc = {
             "version": version,
@@ -221,6 +433,9 @@ class ModelRegistry:
             "reason": reason,
             "metrics": metrics,
             "previous_version": previous,
+            "kind": kind,
+            "promoted_at": promoted_at,
+            "by": by,
         }
         try:
             if expected is None:
@@ -229,14 +444,32 @@ class ModelRegistry:
                 etag = self.storage.put_json(self.champion_key, doc, if_match=expected.etag)
         except PreconditionFailed:
             raise ChampionChanged(expected, self.champion()) from None
-        return Champion(
+        champion = Champion(
             version=version,
             deployed_at=deployed_at,
             metrics=dict(metrics),
             etag=etag,
             reason=reason,
             previous_version=previous,
+            kind=kind,
+            promoted_at=promoted_at,
+            by=by,
         )
+        self._record(champion)
+        return champion
+
+
+def _promotion_of(champion: Champion, *, key: str) -> Promotion:
+    return Promotion(
+        version=champion.version,
+        previous_version=champion.previous_version,
+        kind=champion.kind,
+        reason=champion.reason,
+        at=champion.promoted_at,
+        metrics=dict(champion.metrics),
+        by=champion.by,
+        key=key,
+    )
 
 
 def _json_bytes(obj: Any) -> bytes:

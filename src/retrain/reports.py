@@ -1,4 +1,5 @@
-"""Static HTML reports: plain HTML with inline CSS, no JavaScript, every value escaped.
+"""Static HTML reports: plain HTML with inline CSS and inline SVG charts, no JavaScript, every
+value escaped.
 
 The site is a directory tree under ``reports_prefix`` with relative links only, so it works the
 same from S3 static website hosting, a presigned browse, or ``aws s3 sync`` to a laptop::
@@ -10,41 +11,34 @@ same from S3 static website hosting, a presigned browse, or ``aws s3 sync`` to a
 
 Rendering functions are pure (dicts in, ``str`` out); ``publish_*`` functions take a storage.
 Input dicts come from other stages, so the renderers accept a few shapes and never trust a
-string: text goes through ``html.escape`` and links are kept only if relative or http(s).
+string. The markup lives in jinja2 templates beside this module (``templates/``: a shared
+``base.html.j2`` layout with the CSS, ``_macros.html.j2``, ``_charts.html.j2`` for the SVG
+charts and one template per page); this module turns the input into plain rows for them (and
+the charts into coordinates), and the formatting helpers are jinja2 filters. Templates are
+autoescaped, and links are kept only if relative or http(s) (the ``href`` filter).
 """
 
 from __future__ import annotations
 
-import html
+import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
+    import jinja2
+
     from retrain.storage import S3Storage
 
 HTML_CONTENT_TYPE = "text/html; charset=utf-8"
+TEMPLATES_DIR = Path(__file__).with_name("templates")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;
-max-width:64rem;padding:0 1rem;color:#1f2328;line-height:1.45}
-h1{font-size:1.6rem;margin-bottom:.3rem}h2{font-size:1.2rem;margin-top:2rem}
-nav{font-size:.9rem;margin-bottom:1rem}a{color:#0969da}
-table{border-collapse:collapse;width:100%;margin:.5rem 0;font-size:.95rem}
-th,td{border:1px solid #d0d7de;padding:.35rem .6rem;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.drifted td{background:#ffebe9}tr.drifted td:first-child{font-weight:600}
-.badge{display:inline-block;padding:.1rem .55rem;border-radius:1rem;font-size:.85rem;
-font-weight:600;color:#fff}
-.ok{background:#1a7f37}.bad{background:#cf222e}.neutral{background:#6e7781}
-.muted{color:#656d76;font-size:.9rem}code{background:#f6f8fa;padding:0 .2rem;
-border-radius:3px;word-break:break-all}
-""".strip()
 
 
 @dataclass(frozen=True)
@@ -81,11 +75,7 @@ def validation_summary_key(reports_prefix: str, batch_id: str) -> str:
     return f"{validations_prefix(reports_prefix)}{_check_name(batch_id, 'batch id')}.html"
 
 
-# -- small HTML helpers -------------------------------------------------------------------------
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+# -- templates and their filters ----------------------------------------------------------------
 
 
 def _safe_href(link: Any, root: str = "") -> str | None:
@@ -108,121 +98,411 @@ def _page_link(kind: str, version: str) -> str:
     return f"{kind}/{quote(version, safe='')}.html"
 
 
-def _a(link: Any, text: Any, root: str = "") -> str:
-    href = _safe_href(link, root)
-    return f'<a href="{_e(href)}">{_e(text)}</a>' if href else _e(text)
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> float | None:
+    """A finite number as a float; None for anything else (None, NaN, text, bools)."""
+    if not _is_number(value):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _num(value: Any, digits: int = 4) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return _e(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return _e(value)
+    """Floats with ``digits`` decimals, ints as they are, anything else as text ("" for None)."""
+    if not _is_number(value) or (isinstance(value, float) and not math.isfinite(value)):
+        return "" if value is None else str(value)
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, Mapping | list | tuple):
-        return f"<code>{_e(json.dumps(value, sort_keys=True, default=str))}</code>"
-    return _num(value)
+def _delta(new: Any, old: Any) -> str:
+    """``new - old`` with a sign and 4 decimals, or "" unless both are numbers."""
+    return f"{new - old:+.4f}" if _is_number(new) and _is_number(old) else ""
 
 
-def _badge(text: str, kind: str) -> str:
-    return f'<span class="badge {kind}">{_e(text)}</span>'
+def _signed(value: Any, digits: int = 4) -> str:
+    """A number with its sign ("+0.0123"); "" for None, the text of anything else ("nan")."""
+    v = _finite(value)
+    if v is None:
+        return _num(value, digits)
+    return f"{v:+.{digits}f}"
 
 
-def _table(headers: Iterable[str], rows: Iterable[str]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+def _pct(value: Any, digits: int = 1) -> str:
+    """A share as a percentage ("12.5%"); "" for None, the text of anything else."""
+    v = _finite(value)
+    return _num(value, digits) if v is None else f"{v * 100:.{digits}f}%"
 
 
-def _page(title: str, body: str, *, root: str = "") -> str:
-    nav = "" if not root else f'<nav><a href="{_e(root)}index.html">&larr; All reports</a></nav>'
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n"
-        f"<body>{nav}<h1>{_e(title)}</h1>\n{body}\n</body></html>\n"
+def _when(value: Any) -> str:
+    """An ISO 8601 time as "2026-11-30 08:00 UTC" (UTC, to the minute); anything else as is."""
+    if not isinstance(value, str) or not value:
+        return "" if value is None else str(value)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if when.tzinfo is None:
+        return f"{when:%Y-%m-%d %H:%M}"
+    return f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _json(value: Any, sort_keys: bool = True) -> str:
+    return json.dumps(value, sort_keys=sort_keys, default=str)
+
+
+def _is_structured(value: Any) -> bool:
+    """Shown as JSON in a ``<code>`` rather than as a plain value."""
+    return isinstance(value, Mapping | list | tuple)
+
+
+def _finalize(value: Any) -> Any:
+    """What ``{{ ... }}`` prints: ``None`` prints as nothing."""
+    return "" if value is None else value
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """The template environment, made on first use: importing this module stays cheap (DAG
+    files import modules that import it), and templates compile only when a page is rendered
+    (then stay cached for the life of the process)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        finalize=_finalize,
+        auto_reload=False,
+    )
+    env.filters.update(
+        num=_num,
+        delta=_delta,
+        signed=_signed,
+        pct=_pct,
+        when=_when,
+        json=_json,
+        href=_safe_href,
+    )
+    env.tests["structured"] = _is_structured
+    env.globals["page_link"] = _page_link
+    return env
+
+
+def _render(template: str, **context: Any) -> str:
+    return _environment().get_template(template).render(context)
+
+
+# -- charts: coordinates for the inline SVG in templates/_charts.html.j2 -------------------------
+#
+# Every chart is computed here as plain numbers and short texts; the templates only draw them.
+# A chart never breaks on missing values: None, NaN and text count as "no value" (no bar, a gap
+# in a line, "n/a" in a tooltip), and a chart with nothing to draw is None (the page says so).
+
+
+class _Tick(NamedTuple):
+    pos: float  # x or y in the chart's coordinates
+    label: str
+
+
+class _Label(NamedTuple):
+    x: float
+    y: float
+    text: str  # shortened to fit
+    full: str  # the whole text, as a tooltip
+
+
+class _Bar(NamedTuple):
+    x: float
+    y: float
+    w: float
+    h: float
+    series: int  # 0: reference, 1: new
+    tip: str
+
+
+class _BarChart(NamedTuple):
+    width: float
+    height: float
+    left: float
+    right: float  # x where the plot ends
+    base: float  # y of 0
+    bars: list[_Bar]
+    ticks: list[_Tick]  # y axis, as shares
+    labels: list[_Label]  # under each group of bars
+    rotate: bool  # labels slanted (many bins or long labels)
+    title: str
+
+
+class _IntervalChart(NamedTuple):
+    width: float
+    height: float
+    axis_y: float
+    top: float  # y where the vertical lines start
+    left: float
+    right: float
+    zero_x: float
+    margin_x: float | None  # -margin (non-inferiority), if known
+    margin_label: str
+    estimate_x: float
+    estimate_label: str
+    low_x: float | None  # the interval, if defined
+    high_x: float | None
+    low_label: str
+    high_label: str
+    bar_y: float
+    ticks: list[_Tick]
+    title: str
+
+
+class _Point(NamedTuple):
+    x: float
+    y: float
+    kind: str  # "deploy", "rollback", "challenger"
+    tip: str
+
+
+class _LineChart(NamedTuple):
+    width: float
+    height: float
+    left: float
+    right: float
+    top: float
+    base: float
+    lines: list[str]  # polyline "x,y x,y" strings, split where a value is missing
+    points: list[_Point]
+    floor_y: float | None
+    floor_label: str
+    ticks: list[_Tick]  # y axis
+    labels: list[_Label]  # under each point
+    rotate: bool
+    title: str
+
+
+def _nice_step(span: float, count: int = 4) -> float:
+    """A round step (1, 2 or 5 times a power of ten) cutting ``span`` into about ``count``."""
+    raw = span / count if span > 0 and math.isfinite(span) else 1.0
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 5, 10) if raw <= m * magnitude * (1 + 1e-9))
+
+
+def _decimals(step: float) -> int:
+    """Decimals that tell ticks ``step`` apart."""
+    return min(6, max(0, math.ceil(round(-math.log10(step), 6))))
+
+
+def _ticks(low: float, high: float, count: int = 4) -> tuple[list[float], float]:
+    step = _nice_step(high - low, count)
+    first = math.ceil(low / step - 1e-9)
+    last = math.floor(high / step + 1e-9)
+    return [round(i * step, 12) for i in range(first, last + 1)], step
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _values(seq: Any) -> list[Any]:
+    return list(seq) if isinstance(seq, list | tuple) else []
+
+
+_CHAR_W = 6.2  # average width of an 11px label, for the layout
+
+
+def _bar_chart(
+    labels: Any, reference: Any, current: Any, *, title: str, names: tuple[str, str]
+) -> _BarChart | None:
+    """Grouped bars per bin: the reference share and the new share side by side."""
+    ref = [_finite(v) for v in _values(reference)]
+    new = [_finite(v) for v in _values(current)]
+    labs = ["" if v is None else str(v) for v in _values(labels)]
+    n = max(len(ref), len(new), len(labs))
+    present = [v for v in ref + new if v is not None]
+    if n == 0 or not present:
+        return None
+    ref += [None] * (n - len(ref))
+    new += [None] * (n - len(new))
+    labs += [""] * (n - len(labs))
+    top = max(max(present), 0.01)
+    ticks, step = _ticks(0.0, top)
+    if ticks[-1] < top:
+        ticks.append(round(ticks[-1] + step, 12))
+    ymax = ticks[-1]
+    digits = max(0, _decimals(step * 100))
+    left, right_pad, top_pad, plot_h = 46.0, 8.0, 10.0, 120.0
+    group = max(24.0, (480.0 - left - right_pad) / n)
+    width = left + right_pad + group * n
+    shown = [_short(lab, 16) for lab in labs]
+    rotate = any(len(s) * _CHAR_W > group - 4 for s in shown)
+    longest = max((len(s) for s in shown), default=0)
+    label_h = longest * _CHAR_W * 0.65 + 16 if rotate else 20.0
+    base = top_pad + plot_h
+    bars = []
+    for i in range(n):
+        for series, values, offset in ((0, ref, 0.1), (1, new, 0.5)):
+            v = values[i]
+            h = 0.0 if v is None else plot_h * min(max(v, 0.0), ymax) / ymax
+            tip = f"{names[series]}, {labs[i] or f'bin {i + 1}'}: " + (
+                "n/a" if v is None else f"{v * 100:.1f}%"
+            )
+            x = left + group * i + group * offset
+            bars.append(
+                _Bar(
+                    round(x, 1), round(base - h, 1), round(group * 0.4, 1), round(h, 1), series, tip
+                )
+            )
+    return _BarChart(
+        width=round(width, 1),
+        height=round(base + label_h + 4, 1),
+        left=left,
+        right=round(width - right_pad, 1),
+        base=base,
+        bars=bars,
+        ticks=[_Tick(round(base - plot_h * t / ymax, 1), f"{t * 100:.{digits}f}%") for t in ticks],
+        labels=[
+            _Label(round(left + group * (i + 0.5), 1), base + 13, shown[i], labs[i])
+            for i in range(n)
+        ],
+        rotate=rotate,
+        title=title,
     )
 
 
-def _kv_table(items: Mapping[str, Any], skip: Iterable[str] = ()) -> str:
-    skip = set(skip)
-    rows = [
-        f"<tr><th>{_e(k)}</th><td>{_value(v)}</td></tr>" for k, v in items.items() if k not in skip
-    ]
-    return f"<table><tbody>{''.join(rows)}</tbody></table>" if rows else ""
+def _interval_chart(
+    comparison: Mapping[str, Any] | None, margin: Any, *, metric: str
+) -> _IntervalChart | None:
+    """The difference challenger - champion on an axis around 0: the estimate, its confidence
+    interval, the 0 line and the -margin line (non-inferiority). None without an estimate."""
+    if not comparison:
+        return None
+    delta = _finite(comparison.get("delta"))
+    new, old = _finite(comparison.get("challenger")), _finite(comparison.get("champion"))
+    if delta is None and new is not None and old is not None:
+        delta = new - old
+    if delta is None:
+        return None
+    low, high = _finite(comparison.get("low")), _finite(comparison.get("high"))
+    if low is None or high is None:
+        low = high = None
+    m = _finite(margin)
+    neg_margin = -abs(m) if m is not None else None
+    values = [0.0, delta] + [v for v in (low, high, neg_margin) if v is not None]
+    lo, hi = min(values), max(values)
+    span = hi - lo or max(abs(hi), 0.01)
+    lo, hi = lo - span * 0.08, hi + span * 0.08
+    width, left, right = 720.0, 120.0, 600.0
+
+    def x(v: float) -> float:
+        return round(left + (v - lo) / (hi - lo) * (right - left), 1)
+
+    ticks, step = _ticks(lo, hi, 5)
+    digits = _decimals(step)
+    return _IntervalChart(
+        width=width,
+        height=122.0,
+        axis_y=92.0,
+        top=22.0,
+        left=left,
+        right=right,
+        zero_x=x(0.0),
+        margin_x=None if neg_margin is None else x(neg_margin),
+        margin_label="" if neg_margin is None else f"-margin {neg_margin:+.4f}",
+        estimate_x=x(delta),
+        estimate_label=f"{delta:+.4f}",
+        low_x=None if low is None else x(low),
+        high_x=None if high is None else x(high),
+        low_label=_signed(low),
+        high_label=_signed(high),
+        bar_y=58.0,
+        ticks=[_Tick(x(t), "0" if t == 0 else f"{t:+.{digits}f}") for t in ticks],
+        title=f"{metric}: challenger - champion "
+        + (
+            f"{delta:+.4f}, interval {low:+.4f} to {high:+.4f}"
+            if low is not None and high is not None
+            else f"{delta:+.4f}, interval undefined"
+        ),
+    )
 
 
-# -- decisions ----------------------------------------------------------------------------------
+def _by_time(entries: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Oldest first when every entry has an ``at`` (ISO 8601 sorts as text), else as given."""
+    if entries and all(isinstance(h.get("at"), str) and h.get("at") for h in entries):
+        return sorted(entries, key=lambda h: h["at"])
+    return entries
 
 
-def decision_outcome(decision: Mapping[str, Any]) -> tuple[str, str]:
-    """(label, css kind) from ``promoted``/``deploy`` (bool) or a free-text ``outcome``/``status``.
+def _line_chart(
+    history: Sequence[Any], *, metric: str, floor: Any, challenger: Any
+) -> _LineChart | None:
+    """The champion's metric at each move of the pointer, oldest first, with this challenger's
+    metric as a last, distinct point and the floor as a dashed line when it is in range."""
+    entries = _by_time([h for h in history if isinstance(h, Mapping)])
+    values = [_finite(h.get("metric")) for h in entries]
+    new = _finite(challenger)
+    if all(v is None for v in values):
+        return None
+    present = [v for v in values if v is not None] + ([new] if new is not None else [])
+    lo, hi = min(present), max(present)
+    span = hi - lo or 0.02
+    lo, hi = lo - span * 0.2, hi + span * 0.2
+    ticks, step = _ticks(lo, hi, 4)
+    digits = _decimals(step)
+    left, right, top, base = 56.0, 704.0, 12.0, 132.0
+    slots = len(entries) + (1 if new is not None else 0)
+    slot = (right - left) / slots
 
-    ``deploy`` is what ``retrain.decision.Decision.as_dict()`` produces.
-    """
-    if isinstance(decision.get("promoted"), bool):
-        return ("promoted", "ok") if decision["promoted"] else ("rejected", "bad")
-    if isinstance(decision.get("deploy"), bool):
-        return ("deployed", "ok") if decision["deploy"] else ("held", "bad")
-    label = str(decision.get("outcome") or decision.get("status") or "unknown")
-    low = label.lower()
-    kind = "ok" if low in ("promoted", "deployed", "accepted", "passed") else "neutral"
-    if low in ("rejected", "failed", "blocked", "quarantined"):
-        kind = "bad"
-    return label, kind
+    def x(i: int) -> float:
+        return round(left + slot * (i + 0.5), 1)
+
+    def y(v: float) -> float:
+        return round(base - (v - lo) / (hi - lo) * (base - top), 1)
+
+    lines, run, points, labels = [], [], [], []
+    for i, (h, v) in enumerate(zip(entries, values, strict=True)):
+        version, at = str(h.get("version", "?")), h.get("at") or ""
+        kind = "rollback" if h.get("kind") == "rollback" else "deploy"
+        labels.append(_Label(x(i), base + 14, str(at)[:10] or _short(version, 10), version))
+        if v is None:
+            if len(run) > 1:
+                lines.append(" ".join(run))
+            run = []
+            continue
+        run.append(f"{x(i)},{y(v)}")
+        points.append(_Point(x(i), y(v), kind, f"{version} ({kind} {at}): {metric} {v:.4f}"))
+    if len(run) > 1:
+        lines.append(" ".join(run))
+    if new is not None:
+        i = len(entries)
+        points.append(_Point(x(i), y(new), "challenger", f"this challenger: {metric} {new:.4f}"))
+        labels.append(_Label(x(i), base + 14, "challenger", "this challenger"))
+    rotate = any(len(lab.text) * _CHAR_W > slot - 4 for lab in labels)
+    label_h = max((len(lab.text) for lab in labels), default=0) * _CHAR_W * 0.65 + 18
+    fl = _finite(floor)
+    return _LineChart(
+        width=720.0,
+        height=round(base + (label_h if rotate else 22.0) + 4, 1),
+        left=left,
+        right=right,
+        top=top,
+        base=base,
+        lines=lines,
+        points=points,
+        floor_y=y(fl) if fl is not None and lo <= fl <= hi else None,
+        floor_label="" if fl is None else f"floor {fl:.4f}",
+        ticks=[_Tick(y(t), f"{t:.{digits}f}") for t in ticks],
+        labels=labels,
+        rotate=rotate,
+        title=f"the champion's {metric} over its last {len(entries)} moves",
+    )
 
 
-def _metrics_table(challenger: Mapping[str, Any], champion: Mapping[str, Any] | None) -> str:
-    names = sorted(set(challenger) | set(champion or {}))
-    if not names:
-        return '<p class="muted">No metrics.</p>'
-    rows = []
-    for name in names:
-        new = challenger.get(name)
-        old = (champion or {}).get(name)
-        delta = ""
-        if all(isinstance(x, int | float) and not isinstance(x, bool) for x in (new, old)):
-            delta = f"{new - old:+.4f}"
-        rows.append(
-            f"<tr><td>{_e(name)}</td><td class='num'>{_num(new)}</td>"
-            f"<td class='num'>{_num(old) if champion is not None else '&mdash;'}</td>"
-            f"<td class='num'>{delta}</td></tr>"
-        )
-    return _table(["metric", "challenger", "champion", "delta"], rows)
-
-
-def render_decision(
-    version: str,
-    decision: Mapping[str, Any],
-    challenger_metrics: Mapping[str, Any],
-    champion_metrics: Mapping[str, Any] | None,
-    drift: Mapping[str, Any] | None,
-) -> str:
-    """The gate's verdict on ``version``; lives at ``decisions/<version>.html``."""
-    label, kind = decision_outcome(decision)
-    parts = [f"<p>Outcome: {_badge(label, kind)}</p>"]
-    if reason := decision.get("reason"):
-        parts.append(f"<p><strong>Reason:</strong> {_e(reason)}</p>")
-    parts.append("<h2>Challenger vs champion</h2>")
-    if champion_metrics is None:
-        parts.append('<p class="muted">No champion yet: the challenger faced only the floor.</p>')
-    parts.append(_metrics_table(challenger_metrics, champion_metrics))
-    if drift is not None:
-        threshold, rows = drift_rows(drift)
-        drifted = [r[0] for r in rows if r[2]]
-        link = _a(_page_link("drift", version), "full drift report", root="../")
-        summary = f"{len(drifted)} of {len(rows)} features drifted"
-        if threshold is not None:
-            summary += f" (PSI &gt; {_num(threshold, 3)})"
-        listing = f": {', '.join(_e(d) for d in drifted)}" if drifted else ""
-        parts.append(f"<h2>Drift</h2><p>{summary}{listing}. See the {link}.</p>")
-    details = _kv_table(decision, skip=("reason",))
-    if details:
-        parts.append(f"<h2>Decision details</h2>{details}")
-    return _page(f"Decision for model {version}", "\n".join(parts), root="../")
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 # -- drift --------------------------------------------------------------------------------------
@@ -232,6 +512,39 @@ def _as_float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def _drift_items(drift: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    raw = drift.get("features", drift.get("psi", {}))
+    items: list[tuple[str, Any]] = []
+    if isinstance(raw, Mapping):
+        items = [(str(k), v) for k, v in raw.items()]
+    elif isinstance(raw, list):
+        for item in raw:
+            if isinstance(item, Mapping):
+                items.append((str(item.get("feature", item.get("name", "?"))), item))
+    return items
+
+
+def _listed(drift: Mapping[str, Any]) -> list[str] | None:
+    listed = drift.get("drifted")
+    return [str(n) for n in listed] if isinstance(listed, list | tuple) else None
+
+
+def _is_drifted(
+    flag: Any, name: str, psi: float | None, listed: list[str] | None, threshold: float | None
+) -> bool:
+    if isinstance(flag, bool):
+        return flag
+    if listed is not None:
+        return name in listed
+    return psi is not None and threshold is not None and psi > threshold
+
+
+def _psi_key(psi: float | None) -> tuple[bool, float]:
+    """Sorts the worst PSI first, missing (None, NaN) last."""
+    missing = psi is None or math.isnan(psi)
+    return missing, 0.0 if missing or psi is None else -psi
 
 
 def drift_rows(
@@ -245,79 +558,556 @@ def drift_rows(
     list of names (``retrain.drift.DriftReport.as_dict()``), wins over the threshold.
     """
     threshold = _as_float(drift.get("threshold", drift.get("psi_threshold")))
-    listed = drift.get("drifted")
-    listed = {str(n) for n in listed} if isinstance(listed, list | tuple) else None
-    raw = drift.get("features", drift.get("psi", {}))
-    items: list[tuple[str, Any]] = []
-    if isinstance(raw, Mapping):
-        items = [(str(k), v) for k, v in raw.items()]
-    elif isinstance(raw, list):
-        for item in raw:
-            if isinstance(item, Mapping):
-                items.append((str(item.get("feature", item.get("name", "?"))), item))
+    listed = _listed(drift)
     rows = []
-    for name, value in items:
+    for name, value in _drift_items(drift):
         flag = None
         if isinstance(value, Mapping):
             flag = value.get("drifted")
             value = value.get("psi")
         psi = _as_float(value)
-        if isinstance(flag, bool):
-            drifted = flag
-        elif listed is not None:
-            drifted = name in listed
-        else:
-            drifted = psi is not None and threshold is not None and psi > threshold
-        rows.append((name, psi, drifted))
-    rows.sort(key=lambda r: (r[1] is None or math.isnan(r[1]), -(r[1] or 0.0), r[0]))
+        rows.append((name, psi, _is_drifted(flag, name, psi, listed, threshold)))
+    rows.sort(key=lambda r: (*_psi_key(r[1]), r[0]))
     return threshold, rows
 
 
-def render_drift(version: str, drift: Mapping[str, Any]) -> str:
-    """PSI per feature against the reference profile; lives at ``drift/<version>.html``."""
-    threshold, rows = drift_rows(drift)
-    n_drifted = sum(1 for r in rows if r[2])
-    thr = _num(threshold, 3) if threshold is not None else "not set"
-    parts = [
-        f"<p>Threshold: PSI &gt; <strong>{thr}</strong> counts as drift. "
-        f"{_badge(f'{n_drifted} drifted', 'bad' if n_drifted else 'ok')} "
-        f"of {len(rows)} features.</p>",
-        '<p class="muted">PSI: &lt; 0.1 stable, 0.1&ndash;0.2 moderate, &gt; 0.2 significant '
-        "shift.</p>",
+_DISTANCES = {
+    "wasserstein_norm": "Wasserstein (in reference SDs)",
+    "jensen_shannon": "Jensen-Shannon",
+}
+_SERIES = ("training reference", "new data")
+
+
+class _Feature(NamedTuple):
+    name: str
+    kind: str
+    psi: float | None
+    distance: float | None
+    distance_name: str
+    drifted: bool
+    monitored: bool
+    unseen: float | None
+    n_reference: Any
+    n_current: Any
+    row_class: str  # "drifted", "stable" or "unmonitored"
+    anchor: str  # id of its chart on the page ("" when it has none)
+    chart: _BarChart | None
+
+
+def _feature(
+    name: str,
+    value: Any,
+    *,
+    drifted: bool,
+    anchor: str = "",
+    with_chart: bool = False,
+) -> _Feature:
+    d = _mapping(value) if isinstance(value, Mapping) else {"psi": value}
+    monitored = d.get("monitored") is not False
+    chart = None
+    if with_chart:
+        chart = _bar_chart(
+            d.get("labels"),
+            d.get("reference"),
+            d.get("current"),
+            title=f"{name}: share of rows per bin, training reference vs new data",
+            names=_SERIES,
+        )
+    distance_name = str(d.get("distance_name") or "")
+    return _Feature(
+        name=name,
+        kind=str(d.get("kind") or ""),
+        psi=_as_float(d.get("psi")),
+        distance=_as_float(d.get("distance")),
+        distance_name=_DISTANCES.get(distance_name, distance_name),
+        drifted=drifted,
+        monitored=monitored,
+        unseen=_finite(d.get("unseen")),
+        n_reference=d.get("n_reference"),
+        n_current=d.get("n_current"),
+        row_class="unmonitored" if not monitored else "drifted" if drifted else "stable",
+        anchor=anchor if chart is not None else "",
+        chart=chart,
+    )
+
+
+def _features(drift: Mapping[str, Any]) -> list[_Feature]:
+    """Every feature of a drift result, drifted monitored ones first (in the result's "worst
+    first" order when it gives one, else by PSI), then the rest by PSI; charts for the first."""
+    threshold = _as_float(drift.get("threshold", drift.get("psi_threshold")))
+    listed = _listed(drift)
+    rank = {name: i for i, name in enumerate(listed or [])}
+    rows = []
+    for name, value in _drift_items(drift):
+        d = value if isinstance(value, Mapping) else {"psi": value}
+        psi = _as_float(d.get("psi"))
+        drifted = _is_drifted(d.get("drifted"), name, psi, listed, threshold)
+        alarm = drifted and d.get("monitored") is not False
+        key = (0 if alarm else 1, rank.get(name, len(rank)) if alarm else 0, *_psi_key(psi), name)
+        rows.append((key, name, value, drifted, alarm))
+    rows.sort(key=lambda r: r[0])
+    return [
+        _feature(name, value, drifted=drifted, anchor=f"feature-{i}", with_chart=alarm)
+        for i, (_, name, value, drifted, alarm) in enumerate(rows)
     ]
-    table_rows = [
-        f'<tr class="{"drifted" if drifted else "stable"}"><td>{_e(name)}</td>'
-        f"<td class='num'>{_num(psi)}</td><td>{'yes' if drifted else 'no'}</td></tr>"
-        for name, psi, drifted in rows
-    ]
-    parts.append(_table(["feature", "PSI", "drifted"], table_rows))
-    extra = {
-        k: v
-        for k, v in drift.items()
-        if k not in ("features", "psi", "threshold", "psi_threshold", "drifted")
+
+
+class _DriftInfo(NamedTuple):
+    new_shape: bool  # a verdict on the data (``data_drifted``), not only PSI per feature
+    threshold: float | None  # PSI above this counts as drift
+    distance_threshold: float | None
+    total: int
+    monitored: int
+    drifted: list[str]  # drifted monitored features, worst first
+    data_drifted: bool | None
+    share: float | None
+    share_threshold: float | None
+    rule: str
+    share_text: str  # "3 of 12 monitored features drifted: 25.0% (threshold 30.0%)"
+    prediction_drifted: bool | None
+    prediction_psi: float | None
+    prediction_threshold: float | None
+    summary: str
+
+
+def _drift_info(
+    drift: Mapping[str, Any], policy: Mapping[str, Any] | None, features: list[_Feature]
+) -> _DriftInfo:
+    """The verdicts of a drift result, with the thresholds from the result or the ``[drift]``
+    policy the decision applied (``policy``)."""
+    pol = _mapping(policy)
+    threshold = _as_float(drift.get("threshold", drift.get("psi_threshold")))
+    if threshold is None:
+        threshold = _as_float(pol.get("psi_threshold"))
+    monitored = [f for f in features if f.monitored]
+    drifted = [f.name for f in monitored if f.drifted]
+    share = _as_float(drift.get("share"))
+    share_threshold = _as_float(drift.get("share_threshold", pol.get("share_threshold")))
+    rule = str(drift.get("rule") or pol.get("rule") or "")
+    counted = f"{len(drifted)} of {len(monitored)} monitored features drifted"
+    if share is None:
+        share_text = f"{len(drifted)} of {len(features)} features drifted"
+    elif rule == "importance":
+        share_text = f"{counted}, carrying {_pct(share)} of the model's gain"
+    else:
+        share_text = f"{counted}: {_pct(share)}"
+    if share is not None and share_threshold is not None:
+        share_text += f" (threshold {_pct(share_threshold)}, rule: {rule or '?'})"
+    elif share is not None and rule:
+        share_text += f" (rule: {rule})"
+    prediction = _mapping(drift.get("prediction"))
+    predicted = drift.get("prediction_drifted")
+    if not isinstance(predicted, bool):
+        predicted = (
+            prediction.get("drifted") if isinstance(prediction.get("drifted"), bool) else None
+        )
+    data_drifted = drift.get("data_drifted")
+    return _DriftInfo(
+        new_shape=isinstance(data_drifted, bool),
+        threshold=threshold,
+        distance_threshold=_as_float(pol.get("distance_threshold")),
+        total=len(features),
+        monitored=len(monitored),
+        drifted=drifted,
+        data_drifted=data_drifted if isinstance(data_drifted, bool) else None,
+        share=share,
+        share_threshold=share_threshold,
+        rule=rule,
+        share_text=share_text,
+        prediction_drifted=predicted,
+        prediction_psi=_as_float(prediction.get("psi")),
+        prediction_threshold=_as_float(pol.get("prediction_psi_threshold")),
+        summary=str(drift.get("summary") or ""),
+    )
+
+
+_DRIFT_SHOWN = frozenset(
+    {
+        "features",
+        "psi",
+        "threshold",
+        "psi_threshold",
+        "drifted",
+        "share",
+        "share_threshold",
+        "data_drifted",
+        "rule",
+        "prediction",
+        "prediction_drifted",
+        "summary",
     }
-    if extra:
-        parts.append(f"<h2>Details</h2>{_kv_table(extra)}")
-    return _page(f"Drift for model {version}", "\n".join(parts), root="../")
+)
+
+
+def render_drift(
+    version: str, drift: Mapping[str, Any], *, policy: Mapping[str, Any] | None = None
+) -> str:
+    """The drift of the newest data against the champion's training-time reference; lives at
+    ``drift/<version>.html``. ``policy``: the ``[drift]`` settings the decision applied (the
+    record's ``policy["drift"]``), for the thresholds the result itself does not carry.
+
+    A summary (did the data drift, share vs threshold, rule), then for each drifted monitored
+    feature its reference and new distributions side by side, a table of every feature
+    (features the config does not monitor greyed) and the champion's scores, reference vs new.
+    An older result (PSI per feature only) shows the summary and the table."""
+    features = _features(drift)
+    info = _drift_info(drift, policy, features)
+    prediction = drift.get("prediction")
+    score = None
+    if isinstance(prediction, Mapping):
+        score = _feature(
+            str(prediction.get("name") or "score"),
+            prediction,
+            drifted=bool(info.prediction_drifted),
+            anchor="scores",
+            with_chart=True,
+        )
+    return _render(
+        "drift.html.j2",
+        root="../",
+        version=version,
+        info=info,
+        features=features,
+        charted=[f for f in features if f.chart is not None],
+        has_kind=any(f.kind for f in features),
+        has_distance=any(f.distance is not None for f in features),
+        has_rows=any(f.n_reference is not None or f.n_current is not None for f in features),
+        score=score,
+        series=_SERIES,
+        extra={k: v for k, v in drift.items() if k not in _DRIFT_SHOWN},
+    )
+
+
+# -- decisions ----------------------------------------------------------------------------------
+
+_NOTABLE_HOLDS = frozenset({"undefined", "below_floor", "inferior_after_change"})
+
+
+def decision_outcome(decision: Mapping[str, Any]) -> tuple[str, str]:
+    """(label, css kind) from ``promoted``/``deploy`` (bool) or a free-text ``outcome``/``status``.
+
+    ``deploy`` is what ``retrain.decision.Decision.as_dict()`` produces; a hold is "bad" (red),
+    or "warn" (amber) when the policy simply found the challenger not better (``not_better``).
+    """
+    if isinstance(decision.get("promoted"), bool):
+        return ("promoted", "ok") if decision["promoted"] else ("rejected", "bad")
+    if isinstance(decision.get("deploy"), bool):
+        if decision["deploy"]:
+            return "deployed", "ok"
+        return "held", "warn" if decision.get("rule") == "not_better" else "bad"
+    label = str(decision.get("outcome") or decision.get("status") or "unknown")
+    low = label.lower()
+    kind = "ok" if low in ("promoted", "deployed", "accepted", "passed") else "neutral"
+    if low in ("rejected", "failed", "blocked", "quarantined"):
+        kind = "bad"
+    return label, kind
+
+
+def _rules() -> dict[str, str]:
+    from retrain.decision import RULES  # numpy and the config: only when a page is rendered
+
+    return RULES
+
+
+def _interval_text(comparison: Mapping[str, Any] | None) -> str:
+    """``+0.0123 [-0.0050, +0.0300]``: the difference and its interval, "" without one."""
+    cmp = _mapping(comparison)
+    delta = _finite(cmp.get("delta"))
+    if delta is None:
+        return ""
+    low, high = _finite(cmp.get("low")), _finite(cmp.get("high"))
+    interval = "interval undefined" if low is None or high is None else f"{low:+.4f}, {high:+.4f}"
+    return f"{delta:+.4f} [{interval}]"
+
+
+class _Clause(NamedTuple):
+    name: str
+    inputs: str
+    result: str  # "pass", "fail", "yes", "no" or "n/a"
+    badge: str
+    mark: str  # a check mark, a cross, a dot (yes), a circle (no), a dash (n/a)
+    decisive: bool  # one of the clauses that decided (the rule)
+
+
+_RESULT_BADGE = {"pass": "ok", "fail": "bad", "yes": "warn", "no": "neutral", "n/a": "neutral"}
+_GE, _LE = "\u2265", "\u2264"
+_RESULT_MARK = {
+    "pass": "\u2713",
+    "fail": "\u2717",
+    "yes": "\u25cf",
+    "no": "\u25cb",
+    "n/a": "\u2013",
+}
+_DECISIVE = {
+    "undefined": ("floor",),
+    "below_floor": ("floor",),
+    "first_model": ("floor", "champion"),
+    "better": ("better",),
+    "non_inferior_after_change": ("changed", "non_inferior"),
+    "inferior_after_change": ("changed", "non_inferior"),
+    "not_better": ("changed", "better"),
+}
+
+
+def _clauses(
+    decision: Mapping[str, Any], metric: str, challenger: Any, drift: _DriftInfo | None
+) -> list[_Clause]:
+    """The policy's clauses with their inputs and results, from the record's ``conditions``
+    (``retrain.decision.decide``); [] for a record without them (an older shape)."""
+    cond = _mapping(decision.get("conditions"))
+    rule = str(decision.get("rule") or "")
+    if not cond and rule not in _DECISIVE:
+        return []
+    gate = _mapping(_mapping(decision.get("policy")).get("gate"))
+    decisive = set(_DECISIVE.get(rule, ()))
+    out: list[_Clause] = []
+
+    def add(key: str, name: str, inputs: str, ok: bool | None, yes_no: bool = False) -> None:
+        if ok is None:
+            result = "n/a"
+        elif yes_no:
+            result = "yes" if ok else "no"
+        else:
+            result = "pass" if ok else "fail"
+        out.append(
+            _Clause(
+                name, inputs, result, _RESULT_BADGE[result], _RESULT_MARK[result], key in decisive
+            )
+        )
+
+    floor = _mapping(cond.get("floor"))
+    new, low_bar = floor.get("challenger", challenger), floor.get("floor", gate.get("min_metric"))
+    passed = floor.get("passed")
+    if rule == "undefined" or _finite(new) is None:
+        add(
+            "floor",
+            "Clears the floor",
+            f"challenger {metric} undefined (the newest rows hold one class)",
+            False,
+        )
+    else:
+        if not isinstance(passed, bool):
+            passed = None if _finite(low_bar) is None else float(new) >= float(low_bar)
+        sign = "vs" if passed is None else _GE if passed else "<"
+        add(
+            "floor",
+            "Clears the floor",
+            f"challenger {metric} {_num(new)} {sign} floor {_num(low_bar) or '?'}",
+            passed,
+        )
+    if "changed" not in cond:
+        if rule == "first_model" or (passed and decision.get("comparison") is None):
+            add(
+                "champion",
+                "Against the champion",
+                "no champion yet: the first model deploys on the floor alone",
+                None,
+            )
+        else:
+            add("rest", "Against the champion", "not evaluated: the floor decides first", None)
+        return out
+    data = cond.get("data_drifted")
+    add(
+        "data",
+        "Data drifted",
+        drift.share_text if drift else "no drift report",
+        data if isinstance(data, bool) else None,
+        yes_no=True,
+    )
+    scores = cond.get("prediction_drifted")
+    if drift and drift.prediction_psi is not None:
+        inputs = f"PSI of the champion's scores {_num(drift.prediction_psi)}"
+        if drift.prediction_threshold is not None:
+            inputs += f" vs threshold {_num(drift.prediction_threshold)}"
+    else:
+        inputs = "the champion's scores, newest rows vs training time"
+    add(
+        "scores",
+        "Scores drifted",
+        inputs,
+        scores if isinstance(scores, bool) else None,
+        yes_no=True,
+    )
+    degraded = _mapping(cond.get("champion_degraded"))
+    now, then, margin = (_finite(degraded.get(k)) for k in ("now", "at_training", "margin"))
+    if then is not None and margin is not None:
+        inputs = (
+            f"{metric} now {_num(now) or 'n/a'} vs at training {then:.4f} - margin "
+            f"{margin:.4f} = {then - margin:.4f}"
+        )
+    else:
+        inputs = f"{metric} now {_num(now) or 'n/a'}; at training unknown"
+    flag = degraded.get("degraded")
+    add(
+        "degraded",
+        "Champion degraded",
+        inputs,
+        flag if isinstance(flag, bool) else None,
+        yes_no=True,
+    )
+    changed = cond.get("changed")
+    add(
+        "changed",
+        "Something changed",
+        "any of the three above",
+        changed if isinstance(changed, bool) else None,
+        yes_no=True,
+    )
+    ni = _mapping(cond.get("non_inferior"))
+    low, m, met = _finite(ni.get("low")), _finite(ni.get("margin")), ni.get("met")
+    met = met if isinstance(met, bool) else None
+    add(
+        "non_inferior",
+        "Non-inferior (after a change)",
+        f"lower bound {_signed(low) or 'undefined'} {'>' if met else _LE} -margin "
+        f"{_signed(-m) if m is not None else '?'}",
+        met,
+    )
+    better = _mapping(cond.get("better"))
+    low, met = _finite(better.get("low")), better.get("met")
+    met = met if isinstance(met, bool) else None
+    add(
+        "better",
+        "Better with confidence",
+        f"lower bound {_signed(low) or 'undefined'} {'>' if met else _LE} 0",
+        met,
+    )
+    return out
+
+
+class _Comparison(NamedTuple):
+    metric: str
+    challenger: float | None
+    champion: float | None
+    delta: float | None
+    low: float | None
+    high: float | None
+    confidence: float | None
+    rounds: Any
+    n_rows: Any
+
+
+class _HistoryPoint(NamedTuple):
+    version: str
+    at: Any
+    kind: str
+    badge: str
+    metric: float | None
+
+
+def render_decision(
+    version: str,
+    decision: Mapping[str, Any],
+    challenger_metrics: Mapping[str, Any],
+    champion_metrics: Mapping[str, Any] | None,
+    drift: Mapping[str, Any] | None,
+    *,
+    champion_history: list[dict[str, Any]] | None = None,
+) -> str:
+    """The gate's verdict on ``version``; lives at ``decisions/<version>.html``.
+
+    A verdict banner with the reason, the policy's clauses with their inputs and results, the
+    difference challenger - champion with its confidence interval (drawn), both models' metrics
+    on the same rows, the champion's metric over its last moves and the drift in short.
+    ``champion_history``: the champion's moves, ``{"version", "at", "metric", "kind"}`` each
+    (``steps.reporting.champion_history``); None leaves the section out.
+    """
+    label, kind = decision_outcome(decision)
+    rule = str(decision.get("rule") or "")
+    champion = champion_metrics or {}
+    names = sorted(set(challenger_metrics) | set(champion))
+    policy = _mapping(decision.get("policy"))
+    gate = _mapping(policy.get("gate"))
+    cmp = _mapping(decision.get("comparison"))
+    metric = str(cmp.get("metric") or gate.get("metric") or "auc")
+    info = None
+    if drift is not None:
+        info = _drift_info(drift, _mapping(policy.get("drift")), _features(drift))
+    comparison = None
+    if cmp:
+        comparison = _Comparison(
+            metric=metric,
+            challenger=_finite(cmp.get("challenger")),
+            champion=_finite(cmp.get("champion")),
+            delta=_finite(cmp.get("delta")),
+            low=_finite(cmp.get("low")),
+            high=_finite(cmp.get("high")),
+            confidence=_finite(cmp.get("confidence")),
+            rounds=cmp.get("rounds"),
+            n_rows=cmp.get("n_rows"),
+        )
+    challenger = challenger_metrics.get(metric, cmp.get("challenger"))
+    history = None
+    chart = None
+    if champion_history is not None:
+        points = _by_time([h for h in champion_history if isinstance(h, Mapping)])
+        history = [
+            _HistoryPoint(
+                version=str(h.get("version", "?")),
+                at=h.get("at") or "",
+                kind=str(h.get("kind") or "deploy"),
+                badge="warn" if h.get("kind") == "rollback" else "ok",
+                metric=_finite(h.get("metric")),
+            )
+            for h in points
+        ]
+        chart = _line_chart(
+            points, metric=metric, floor=gate.get("min_metric"), challenger=challenger
+        )
+    interval = _interval_text(cmp)
+    shown = (
+        "reason",
+        "conditions",
+        "comparison",
+        "challenger_metrics",
+        "champion_metrics",
+        "drift",
+    )
+    return _render(
+        "decision.html.j2",
+        root="../",
+        version=version,
+        outcome=label,
+        outcome_kind=kind,
+        rule=rule,
+        rule_text=_rules().get(rule, ""),
+        reason=decision.get("reason"),
+        decided_at=decision.get("decided_at"),
+        champion_version=decision.get("champion_version"),
+        serving_version=decision.get("serving_version"),
+        evaluated_on=decision.get("evaluated_on"),
+        training_rows=decision.get("training_rows"),
+        replaced_rows=decision.get("replaced_rows"),
+        clauses=_clauses(decision, metric, challenger, info),
+        metric=metric,
+        comparison=comparison,
+        interval_chart=_interval_chart(cmp, gate.get("non_inferiority_margin"), metric=metric),
+        has_champion=champion_metrics is not None,
+        metrics=[
+            (
+                name,
+                challenger_metrics.get(name),
+                champion.get(name),
+                interval if name == metric else "",
+            )
+            for name in names
+        ],
+        history=history,
+        history_chart=chart,
+        drift=info,
+        details={k: v for k, v in decision.items() if k not in shown},
+    )
 
 
 # -- validations --------------------------------------------------------------------------------
 
 
-def _validations_table(entries: Iterable[Mapping[str, Any]], root: str) -> str:
-    rows = []
-    for entry in entries:
-        status = str(entry.get("status", "unknown"))
-        kind = {"passed": "ok", "quarantined": "bad"}.get(status.lower(), "neutral")
-        result = entry.get("result")
-        docs_cell = _a(result, "GX result", root) if result else "&mdash;"
-        rows.append(
-            f"<tr><td>{_e(entry.get('file', '?'))}</td><td>{_badge(status, kind)}</td>"
-            f"<td>{_e(entry.get('reason') or '')}</td><td>{docs_cell}</td></tr>"
-        )
-    if not rows:
-        return '<p class="muted">No files validated yet.</p>'
-    return _table(["file", "status", "reason", "report"], rows)
+class _ValidationRow(NamedTuple):
+    file: Any
+    status: str
+    badge: str
+    reason: Any
+    result: Any
 
 
 def render_validation_summary(entries: list[Mapping[str, Any]], *, root: str = "../") -> str:
@@ -327,31 +1117,50 @@ def render_validation_summary(entries: list[Mapping[str, Any]], *, root: str = "
     ``root`` is the path from this page back to the reports root (``../`` for
     ``validations/<batch>.html``).
     """
+    rows = []
+    for entry in entries:
+        status = str(entry.get("status", "unknown"))
+        kind = {"passed": "ok", "quarantined": "bad"}.get(status.lower(), "neutral")
+        rows.append(
+            _ValidationRow(
+                entry.get("file", "?"), status, kind, entry.get("reason") or "", entry.get("result")
+            )
+        )
     passed = sum(1 for e in entries if str(e.get("status", "")).lower() == "passed")
-    body = (
-        f"<p>{passed} passed, {len(entries) - passed} quarantined or failed.</p>"
-        + _validations_table(entries, root)
-    )
-    return _page("Validation summary", body, root=root)
+    return _render("validation_summary.html.j2", root=root, rows=rows, passed=passed)
 
 
 # -- history and one file's result --------------------------------------------------------------
 
 
-def _history_table(entries: Iterable[Mapping[str, Any]], root: str) -> str:
+class _HistoryRow(NamedTuple):
+    at: Any
+    kind: Any
+    name: Any
+    link: Any
+    status: str
+    badge: str
+    reason: Any
+
+
+def _history_rows(entries: Sequence[Mapping[str, Any]]) -> list[_HistoryRow]:
     rows = []
     for entry in entries:
         status = str(entry.get("status", "unknown"))
         kind = {"passed": "ok", "quarantined": "bad", "rejected": "bad"}.get(status, "neutral")
         link = entry.get("link")
         rows.append(
-            f"<tr><td>{_e(entry.get('at', ''))}</td><td>{_e(entry.get('kind', ''))}</td>"
-            f"<td>{_a(link, entry.get('name', '?'), root) if link else _e(entry.get('name'))}</td>"
-            f"<td>{_badge(status, kind)}</td><td>{_e(entry.get('reason') or '')}</td></tr>"
+            _HistoryRow(
+                at=entry.get("at", ""),
+                kind=entry.get("kind", ""),
+                name=entry.get("name", "?") if link else entry.get("name"),
+                link=link,
+                status=status,
+                badge=kind,
+                reason=entry.get("reason") or "",
+            )
         )
-    if not rows:
-        return '<p class="muted">Nothing landed yet.</p>'
-    return _table(["when", "what", "name", "status", "reason"], rows)
+    return rows
 
 
 def render_history_page(number: int, entries: list[Mapping[str, Any]]) -> str:
@@ -359,9 +1168,21 @@ def render_history_page(number: int, entries: list[Mapping[str, Any]]) -> str:
     the page before it (pages never change once written, so they link backwards only)."""
     from retrain.layout import history_page_name
 
-    older = f"<p>{_a(history_page_name(number - 1, 'html'), 'older')}</p>" if number > 0 else ""
-    body = _history_table(entries, root="../") + older
-    return _page(f"Files and training-set checks, publication {number + 1}", body, root="../")
+    return _render(
+        "history_page.html.j2",
+        root="../",
+        number=number,
+        rows=_history_rows(entries),
+        older=history_page_name(number - 1, "html") if number > 0 else None,
+    )
+
+
+class _ExpectationRow(NamedTuple):
+    ok: bool
+    expectation: Any
+    arguments: dict[str, Any]
+    seen: Any
+    examples: list[str]
 
 
 def render_validation_result(
@@ -370,37 +1191,195 @@ def render_validation_result(
     """A GX validation result (``GateResult.to_dict()``) of ``files`` as a page: the verdict
     and one row per expectation. ``root``: ``../../`` for ``validations/<batch>/<name>.html``,
     ``../`` for a training set's ``training/<run>.html``."""
-    names = ", ".join(files)
-    outcome = "passed" if result.get("success") else "failed"
-    parts = [
-        f"<p>{_badge(outcome, 'ok' if result.get('success') else 'bad')} "
-        f"{_e(result.get('summary') or '')}</p>",
-        f"<p>Suite <code>{_e(result.get('suite', '?'))}</code>; "
-        f"{len(files)} file(s): {_e(names)}</p>",
-    ]
     rows = []
     gx = result.get("result") or {}
     for item in gx.get("results") or []:
         config = item.get("expectation_config") or {}
         kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k != "batch_id"}
         details = item.get("result") or {}
-        seen = details.get("observed_value", details.get("unexpected_count", ""))
         examples = list(dict.fromkeys(map(repr, details.get("partial_unexpected_list") or [])))
-        ok = bool(item.get("success"))
-        arguments = json.dumps(kwargs, default=str)
         rows.append(
-            f"<tr><td>{_badge('ok' if ok else 'failed', 'ok' if ok else 'bad')}</td>"
-            f"<td>{_e(config.get('type', '?'))}</td><td><code>{_e(arguments)}</code></td>"
-            f"<td>{_e(seen)}</td><td>{_e(', '.join(examples[:5]))}</td></tr>"
+            _ExpectationRow(
+                ok=bool(item.get("success")),
+                expectation=config.get("type", "?"),
+                arguments=kwargs,
+                seen=details.get("observed_value", details.get("unexpected_count", "")),
+                examples=examples[:5],
+            )
         )
-    if rows:
-        parts.append(
-            _table(["", "expectation", "arguments", "observed / unexpected", "e.g."], rows)
-        )
-    return _page("Validation result", "\n".join(parts), root=root)
+    return _render(
+        "validation_result.html.j2",
+        root=root,
+        success=bool(result.get("success")),
+        summary=result.get("summary") or "",
+        suite=result.get("suite", "?"),
+        files=list(files),
+        rows=rows,
+    )
 
 
 # -- index --------------------------------------------------------------------------------------
+
+
+class _Champion(NamedTuple):
+    version: str
+    decision: str  # the version whose decision page explains it (a refit's evaluated version)
+    deployed_at: Any
+    reason: Any
+    metrics: Any
+
+
+class _DecisionRow(NamedTuple):
+    version: str
+    outcome: str
+    badge: str
+    rule: str
+    reason: Any
+    difference: str
+    decided_at: Any
+    drift: bool
+
+
+class _Link(NamedTuple):
+    target: str
+    text: str
+
+
+class _Attention(NamedTuple):
+    what: str  # "failed run", "watchdog", "retrain streak", "held", "training set rejected"
+    badge: str
+    name: Any
+    page: str | None  # relative to the root: the page that explains it
+    since: Any
+    runs: Any
+    reason: Any
+    links: list[_Link]
+
+
+class _AlertRow(NamedTuple):
+    at: Any
+    status: str
+    badge: str
+    title: Any
+    reason: Any
+    links: list[_Link]
+
+
+_ALERT_BADGE = {
+    "failed": "bad",
+    "still_failing": "bad",
+    "warning": "warn",
+    "recovered": "ok",
+    "notice": "neutral",
+}
+ATTENTION_LIMIT = 5  # held decisions and rejected training sets listed under "needs attention"
+
+
+def _links(links: Any) -> list[_Link]:
+    """Named links: a page of the site by its file name, Airflow by name, a host by its name;
+    an s3:// URI stays as text (the ``href`` filter keeps only relative and http(s) links), any
+    other scheme is dropped."""
+    out = []
+    for link in links if isinstance(links, list | tuple) else ():
+        if not isinstance(link, str) or not link:
+            continue
+        parts = urlsplit(link)
+        if parts.scheme in ("http", "https"):
+            text = "Airflow" if "/dags/" in parts.path else parts.netloc or link
+        elif not parts.scheme:
+            text = link.rstrip("/").rsplit("/", 1)[-1] or link
+        elif parts.scheme == "s3":
+            text = link
+        else:  # javascript:, data:, ...: not even as text
+            continue
+        out.append(_Link(link, text))
+    return out
+
+
+def _attention(
+    incidents: Sequence[Mapping[str, Any]] | None,
+    streak: Mapping[str, Any] | None,
+    decisions: Sequence[Mapping[str, Any]],
+    latest: Sequence[Mapping[str, Any]],
+) -> list[_Attention]:
+    """What needs a look, worst first: open incidents (failed runs, watchdog findings), the
+    retrain streak, held decisions since the last deploy, training sets rejected since the
+    last one that passed."""
+    out = []
+    for incident in incidents or ():
+        name = str(incident.get("name", "?"))
+        what, badge = (
+            ("failed run", "bad")
+            if name.startswith("dag:")
+            else ("watchdog", "warn")
+            if name.startswith("watchdog:")
+            else ("incident", "bad")
+        )
+        out.append(
+            _Attention(
+                what,
+                badge,
+                name,
+                None,
+                incident.get("since") or "",
+                incident.get("runs") if name.startswith("dag:") else "",
+                incident.get("reason") or "",
+                _links(incident.get("links")),
+            )
+        )
+    if streak and _is_number(streak.get("runs")) and streak["runs"] > 0:
+        out.append(
+            _Attention(
+                "retrain streak",
+                "warn",
+                f"{streak['runs']} run(s) in a row without a deploy",
+                None,
+                streak.get("since") or "",
+                streak["runs"],
+                streak.get("reason") or "",
+                [],
+            )
+        )
+    held = []
+    for d in decisions:
+        label, badge = decision_outcome(d)
+        if badge == "ok":
+            break
+        if badge in ("bad", "warn"):
+            version = str(d.get("version", "?"))
+            rule = str(d.get("rule") or label)
+            held.append(
+                _Attention(
+                    f"held ({rule})" if d.get("rule") else label,
+                    badge,
+                    version,
+                    _page_link("decisions", version),
+                    d.get("decided_at") or "",
+                    "",
+                    d.get("reason") or "",
+                    [],
+                )
+            )
+    rejected = []
+    for entry in latest:
+        if entry.get("kind") != "training set":
+            continue
+        if entry.get("status") == "passed":
+            break
+        if entry.get("status") == "rejected":
+            rejected.append(
+                _Attention(
+                    "training set rejected",
+                    "bad",
+                    entry.get("name", "?"),
+                    entry.get("link") if isinstance(entry.get("link"), str) else None,
+                    entry.get("at") or "",
+                    "",
+                    entry.get("reason") or "",
+                    [],
+                )
+            )
+    return out + held[:ATTENTION_LIMIT] + rejected[:ATTENTION_LIMIT]
 
 
 def render_index(
@@ -409,46 +1388,75 @@ def render_index(
     latest_decisions: list[Mapping[str, Any]],
     latest: list[Mapping[str, Any]],
     history_page: str | None = None,
+    incidents: Sequence[Mapping[str, Any]] | None = None,
+    alerts: Sequence[Mapping[str, Any]] | None = None,
+    streak: Mapping[str, Any] | None = None,
+    published_at: str | None = None,
 ) -> str:
-    """The landing page. Decision entries: ``version``, ``promoted``/``outcome``, ``reason``,
-    optional ``decided_at`` and ``drift`` (truthy when a drift page exists); ``latest``: the
-    newest history entries (:mod:`retrain.history`), newest first; ``history_page``: the
-    newest history page, relative to the root (where "everything, page by page" starts)."""
-    parts = ["<h2>Champion</h2>"]
+    """The landing page. Decision entries: decision records (``version``, ``deploy``/
+    ``promoted``/``outcome``, ``rule``, ``reason``, ``comparison``, ``decided_at``, ``drift``:
+    truthy when a drift page exists), newest first; ``latest``: the newest history entries
+    (:mod:`retrain.history`), newest first; ``history_page``: the newest history page, relative
+    to the root (where "everything, page by page" starts). ``champion``: the pointer, with
+    ``decision_version`` when its decision page is another version's (a refit).
+
+    "Needs attention" at the top lists ``incidents`` (open ones, :class:`retrain.alerts.Incident`
+    as dicts: failed runs, watchdog findings), the retrain ``streak``, held decisions since the
+    last deploy and training sets rejected since the last that passed; ``alerts``: the newest
+    alerts sent (``Incidents.history``). Links in them are kept if relative to the reports root
+    or http(s). None leaves a section out (the page still lists holds and rejections)."""
+    deployed = None
     if champion:
         version = str(champion.get("version", "?"))
-        link = _a(_page_link("decisions", version), version)
-        parts.append(
-            f"<p>Model {link}, deployed {_e(champion.get('deployed_at', '?'))}"
-            + (f" &mdash; {_e(champion['reason'])}" if champion.get("reason") else "")
-            + "</p>"
+        deployed = _Champion(
+            version=version,
+            decision=str(champion.get("decision_version") or version),
+            deployed_at=champion.get("deployed_at", "?"),
+            reason=champion.get("reason"),
+            metrics=champion.get("metrics"),
         )
-        if metrics := champion.get("metrics"):
-            parts.append(_kv_table(metrics))
-    else:
-        parts.append('<p class="muted">No champion deployed yet.</p>')
-
-    parts.append("<h2>Latest decisions</h2>")
-    rows = []
+    decisions = []
     for d in latest_decisions:
-        version = str(d.get("version", "?"))
         label, kind = decision_outcome(d)
-        drift = _a(_page_link("drift", version), "drift") if d.get("drift") else "&mdash;"
-        rows.append(
-            f"<tr><td>{_a(_page_link('decisions', version), version)}</td>"
-            f"<td>{_badge(label, kind)}</td><td>{_e(d.get('reason') or '')}</td>"
-            f"<td>{_e(d.get('decided_at') or '')}</td><td>{drift}</td></tr>"
+        decisions.append(
+            _DecisionRow(
+                version=str(d.get("version", "?")),
+                outcome=label,
+                badge=kind,
+                rule=str(d.get("rule") or ""),
+                reason=d.get("reason") or "",
+                difference=_interval_text(_mapping(d.get("comparison"))),
+                decided_at=d.get("decided_at") or "",
+                drift=bool(d.get("drift")),
+            )
         )
-    if rows:
-        parts.append(_table(["version", "outcome", "reason", "when", "drift"], rows))
-    else:
-        parts.append('<p class="muted">No retraining runs yet.</p>')
-
-    parts.append("<h2>Latest files and training-set checks</h2>")
-    if history_page:
-        parts.append(f"<p>{_a(history_page, 'Everything, page by page')}</p>")
-    parts.append(_history_table(latest, root=""))
-    return _page("Model retraining reports", "\n".join(parts))
+    alert_rows = None
+    if alerts is not None:
+        alert_rows = [
+            _AlertRow(
+                at=a.get("at") or "",
+                status=str(a.get("status") or "?"),
+                badge=_ALERT_BADGE.get(str(a.get("status")), "neutral"),
+                title=a.get("title") or a.get("subject") or "",
+                reason=a.get("reason") or "",
+                links=_links(a.get("links")),
+            )
+            for a in alerts
+        ]
+    return _render(
+        "index.html.j2",
+        root="",
+        champion=deployed,
+        decisions=decisions,
+        latest_decision=decisions[0] if decisions else None,
+        attention=_attention(incidents, streak, latest_decisions, latest),
+        checked_incidents=incidents is not None,
+        n_incidents=len(incidents or ()),
+        alerts=alert_rows,
+        latest=_history_rows(latest),
+        history_page=history_page,
+        published_at=published_at,
+    )
 
 
 def _publish(storage: S3Storage, key: str, page: str) -> str:
@@ -464,6 +1472,10 @@ def publish_index(
     latest_decisions: list[Mapping[str, Any]],
     latest: list[Mapping[str, Any]],
     history_page: str | None = None,
+    incidents: Sequence[Mapping[str, Any]] | None = None,
+    alerts: Sequence[Mapping[str, Any]] | None = None,
+    streak: Mapping[str, Any] | None = None,
+    published_at: str | None = None,
 ) -> str:
     """Write ``<reports_prefix>index.html``; return its key."""
     page = render_index(
@@ -471,6 +1483,10 @@ def publish_index(
         latest_decisions=latest_decisions,
         latest=latest,
         history_page=history_page,
+        incidents=incidents,
+        alerts=alerts,
+        streak=streak,
+        published_at=published_at,
     )
     return _publish(storage, index_key(reports_prefix), page)
 
@@ -483,16 +1499,32 @@ def publish_decision(
     challenger_metrics: Mapping[str, Any],
     champion_metrics: Mapping[str, Any] | None,
     drift: Mapping[str, Any] | None,
+    *,
+    champion_history: list[dict[str, Any]] | None = None,
 ) -> str:
-    page = render_decision(version, decision, challenger_metrics, champion_metrics, drift)
+    page = render_decision(
+        version,
+        decision,
+        challenger_metrics,
+        champion_metrics,
+        drift,
+        champion_history=champion_history,
+    )
     return _publish(storage, report_keys(reports_prefix, version).decision, page)
 
 
 def publish_drift(
-    storage: S3Storage, reports_prefix: str, version: str, drift: Mapping[str, Any]
+    storage: S3Storage,
+    reports_prefix: str,
+    version: str,
+    drift: Mapping[str, Any],
+    *,
+    policy: Mapping[str, Any] | None = None,
 ) -> str:
     return _publish(
-        storage, report_keys(reports_prefix, version).drift, render_drift(version, drift)
+        storage,
+        report_keys(reports_prefix, version).drift,
+        render_drift(version, drift, policy=policy),
     )
 
 

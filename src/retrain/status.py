@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from retrain.airflow_api import AirflowApi, DagRun
 
 PIPELINE = ("ingest", "features", "retrain")  # upstream first: the first failing one is the cause
+CONSUMERS = ("score",)  # run on a deploy; shown, but never the answer to "why no retrain?"
 QUARANTINE_LISTED = 10  # reports read (one GET each); the rest are only counted
 ALERTS_LISTED = 5
 ACTIONS_LISTED = 5
@@ -181,7 +182,7 @@ def gather(
     api: AirflowApi | None = None,
     now: datetime | None = None,
     days: int = 3,
-    dag_ids: tuple[str, ...] = PIPELINE,
+    dag_ids: tuple[str, ...] = PIPELINE + CONSUMERS,
 ) -> Status:
     """Everything ``retrain status`` shows, read once. ``api`` None: the runs are unknown."""
     now = _utc(now or datetime.now(UTC))

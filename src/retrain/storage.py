@@ -145,11 +145,17 @@ class S3Storage:
     # -- listing and metadata -----------------------------------------------------------------
 
     def iter_objects(
-        self, prefix: str = "", *, page_size: int = DEFAULT_PAGE_SIZE
+        self, prefix: str = "", *, page_size: int = DEFAULT_PAGE_SIZE, start_after: str = ""
     ) -> Iterator[ObjectInfo]:
+        """Objects under ``prefix`` in key order; with ``start_after``, only keys after it (S3
+        starts the listing there, so time-ordered keys can be read from a point in time)."""
         paginator = self.client.get_paginator("list_objects_v2")
+        extra = {"StartAfter": start_after} if start_after else {}
         pages = paginator.paginate(
-            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+            Bucket=self.bucket,
+            Prefix=prefix,
+            PaginationConfig={"PageSize": page_size},
+            **extra,
         )
         try:
             for page in pages:
@@ -164,10 +170,11 @@ class S3Storage:
             raise StorageError(f"list {self.uri(prefix)}*: {exc}") from exc
 
     def list_objects(
-        self, prefix: str = "", *, page_size: int = DEFAULT_PAGE_SIZE
+        self, prefix: str = "", *, page_size: int = DEFAULT_PAGE_SIZE, start_after: str = ""
     ) -> list[ObjectInfo]:
-        """Every object under ``prefix``, in key order, following continuation tokens."""
-        return list(self.iter_objects(prefix, page_size=page_size))
+        """Every object under ``prefix`` (after ``start_after``), in key order, following
+        continuation tokens."""
+        return list(self.iter_objects(prefix, page_size=page_size, start_after=start_after))
 
     def head_etag(self, key: str) -> str | None:
         try:

@@ -51,6 +51,14 @@ class Model:
             raise KeyError(f"features missing from input: {missing}")
         return np.asarray(self.booster.predict(features[list(self.feature_names)]), dtype="float64")
 
+    def importance(self) -> dict[str, float]:
+        """Each feature's share of the model's total gain (what an importance-weighted drift
+        rule weighs drifted features by)."""
+        gain = np.asarray(self.booster.feature_importance(importance_type="gain"), dtype="float64")
+        total = gain.sum()
+        shares = gain / total if total > 0 else np.full(len(gain), 1 / max(len(gain), 1))
+        return {n: float(v) for n, v in zip(self.feature_names, shares, strict=True)}
+
     def to_text(self) -> str:
         """LightGBM's model string; it carries the pandas category lists, so codes survive."""
         return self.booster.model_to_string()
@@ -87,38 +95,41 @@ def split_by_time(
     return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
 
 
-def train_model(features: pd.DataFrame, cfg: Config) -> TrainResult:
+def split_holdout(
+    features: pd.DataFrame, ds: DatasetConfig, holdout_fraction: float, newest: np.ndarray | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training part, holdout): the rows marked ``newest`` (data the champion never trained
+    on) when given, else the newest ``holdout_fraction`` by time. Both keep time order."""
+    if newest is None:
+        return split_by_time(features, ds, holdout_fraction)
+    newest = np.asarray(newest, dtype=bool)
+    if newest.all() or not newest.any():
+        raise ValueError("the newest rows must be some but not all rows")
+    order = [ds.time_column, ds.id_column]
+    train = features[~newest].sort_values(order, kind="stable", na_position="first")
+    holdout = features[newest].sort_values(order, kind="stable", na_position="first")
+    return train.reset_index(drop=True), holdout.reset_index(drop=True)
+
+
+def train_model(
+    features: pd.DataFrame, cfg: Config, *, newest: np.ndarray | None = None
+) -> TrainResult:
     """Fit on the older rows, early-stop on their newest slice, refit, score the holdout.
 
-    Once early stopping has picked the number of rounds, the model is refit on the whole
-    training part for that many rounds, so the newest pre-holdout rows are not used for
-    validation only. Positives are up-weighted by sqrt(negatives / positives): enough to help
-    the trees find the rare class, mild enough to keep probabilities (and logloss) usable.
+    The holdout is ``split_holdout``'s. Once early stopping has picked the number of rounds, the
+    model is refit on the whole training part for that many rounds, so the newest pre-holdout
+    rows are not used for validation only. Positives are up-weighted by sqrt(negatives /
+    positives): enough to help the trees find the rare class, mild enough to keep
+    probabilities (and logloss) usable.
     """
     import lightgbm as lgb
 
     ds, tc = cfg.dataset, cfg.training
     names = feature_names(ds)
-    train, holdout = split_by_time(features, ds, tc.holdout_fraction)
+    train, holdout = split_holdout(features, ds, tc.holdout_fraction, newest)
     fit, valid = split_by_time(train, ds, VALID_FRACTION)
     y_train = _labels(train, ds)
-    n_pos = int(y_train.sum())
-    if n_pos == 0 or n_pos == len(y_train):
-        raise ValueError("training part has a single class; cannot train a binary model")
-
-    params = {
-        "objective": "binary",
-        "metric": "auc",
-        "learning_rate": tc.learning_rate,
-        "num_leaves": tc.num_leaves,
-        "min_data_in_leaf": tc.min_data_in_leaf,
-        "scale_pos_weight": math.sqrt((len(y_train) - n_pos) / n_pos),
-        "seed": tc.seed,
-        "num_threads": NUM_THREADS,
-        "deterministic": True,
-        "force_row_wise": True,
-        "verbose": -1,
-    }
+    params = _params(cfg, y_train)
     fit_set = lgb.Dataset(fit[names], _labels(fit, ds), free_raw_data=False)
     valid_set = lgb.Dataset(valid[names], _labels(valid, ds), reference=fit_set)
     probe = lgb.train(
@@ -139,6 +150,39 @@ def train_model(features: pd.DataFrame, cfg: Config) -> TrainResult:
         n_holdout=len(holdout),
         holdout_start=pd.Timestamp(holdout[ds.time_column].iloc[0]).isoformat(),
     )
+
+
+def refit(features: pd.DataFrame, cfg: Config, rounds: int) -> Model:
+    """The serving model: every row, for the number of rounds early stopping chose when the
+    challenger was evaluated, so production never runs a model that missed the newest data."""
+    import lightgbm as lgb
+
+    names = feature_names(cfg.dataset)
+    y = _labels(features, cfg.dataset)
+    booster = lgb.train(
+        _params(cfg, y), lgb.Dataset(features[names], y), num_boost_round=max(rounds, 1)
+    )
+    return Model(booster=booster, feature_names=tuple(names))
+
+
+def _params(cfg: Config, y_train: np.ndarray) -> dict:
+    tc = cfg.training
+    n_pos = int(y_train.sum())
+    if n_pos == 0 or n_pos == len(y_train):
+        raise ValueError("training part has a single class; cannot train a binary model")
+    return {
+        "objective": "binary",
+        "metric": "auc",
+        "learning_rate": tc.learning_rate,
+        "num_leaves": tc.num_leaves,
+        "min_data_in_leaf": tc.min_data_in_leaf,
+        "scale_pos_weight": math.sqrt((len(y_train) - n_pos) / n_pos),
+        "seed": tc.seed,
+        "num_threads": NUM_THREADS,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbose": -1,
+    }
 
 
 def evaluate(model: Model, holdout_features: pd.DataFrame, ds: DatasetConfig) -> Metrics:

@@ -18,6 +18,8 @@ from retrain.devstack import DAG_IDS, WATCHDOG_DAG_ID
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 PARSE_LIMIT_S = 2.0
+SCORING_DAG_ID = "score"  # the model's consumer, started by a deploy
+PIPELINE_DAG_IDS = tuple(dict.fromkeys((*DAG_IDS, SCORING_DAG_ID)))  # started by data or a deploy
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +34,10 @@ def test_no_import_errors(dagbag) -> None:
 
 
 def test_the_dags_are_there(dagbag) -> None:
-    assert set(dagbag.dag_ids) == {*DAG_IDS, WATCHDOG_DAG_ID}
+    assert set(dagbag.dag_ids) == {*PIPELINE_DAG_IDS, WATCHDOG_DAG_ID}
 
 
-@pytest.mark.parametrize("dag_id", DAG_IDS)
+@pytest.mark.parametrize("dag_id", PIPELINE_DAG_IDS)
 def test_dag_hygiene(dagbag, dag_id: str) -> None:
     dag = dagbag.dags[dag_id]
     schedule = dag.schedule
@@ -74,13 +76,46 @@ def test_the_watchdog_runs_on_a_timer_and_alerts(dagbag) -> None:
 
 
 def test_asset_graph(dagbag) -> None:
-    """landing -> ingest -emits raw-> features -emits features-> retrain -emits model."""
+    """landing -> ingest -emits raw-> features -emits features-> retrain -emits model-> score."""
     outlets = {
-        dag_id: {a.name for t in dagbag.dags[dag_id].tasks for a in t.outlets} for dag_id in DAG_IDS
+        dag_id: {a.name for t in dagbag.dags[dag_id].tasks for a in t.outlets}
+        for dag_id in PIPELINE_DAG_IDS
     }
-    assert outlets == {"ingest": {"raw"}, "features": {"features"}, "retrain": {"model"}}
+    assert outlets == {
+        "ingest": {"raw"},
+        "features": {"features"},
+        "retrain": {"model"},
+        "score": set(),
+    }
     assert _assets_of(dagbag.dags["features"].schedule) == {"raw"}
     assert _assets_of(dagbag.dags["retrain"].schedule) == {"features"}
+    assert _assets_of(dagbag.dags[SCORING_DAG_ID].schedule) == {"model"}
+    emitter = [t.task_id for t in dagbag.dags["retrain"].tasks if t.outlets]
+    assert emitter == ["deploy"], "only a deploy emits the model asset: a held model never scores"
+
+
+def test_scoring_scores_the_version_the_model_event_names() -> None:
+    """The newest triggering model event's version (the deploy task's extra); none: None, and
+    the library scores with the current champion."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(DAGS_FOLDER))
+    try:
+        from _shared.common import MODEL
+        from scoring_dag import deployed_version
+    finally:
+        sys.path.remove(str(DAGS_FOLDER))
+
+    def event(version: str | None, minute: int) -> SimpleNamespace:
+        extra = {"version": version, "deployed": True} if version else {}
+        return SimpleNamespace(extra=extra, timestamp=datetime(2026, 1, 1, 0, minute, tzinfo=UTC))
+
+    events = [event("v2", 5), event("v1", 1), event(None, 9)]
+    assert deployed_version({"triggering_asset_events": {MODEL: events}}) == "v2"
+    assert deployed_version({"triggering_asset_events": {MODEL: [event(None, 1)]}}) is None
+    assert deployed_version({"triggering_asset_events": {}}) is None
+    assert deployed_version({}) is None
 
 
 def _assets_of(schedule) -> set[str]:

@@ -6,6 +6,9 @@ landing/ and the DAGs run by themselves."""
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,11 +25,64 @@ FAST = {  # the triggerer polls landing/ every second and settles a batch after 
 }
 
 
+# The shared stack's story starts with its first model (test_stack), then the faults strike;
+# the alerting tests run on a stack of their own.
+MODULE_ORDER = ("test_alerting", "test_stack", "test_faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end modules in story order (stable within a module), other tests untouched."""
+    here = Path(__file__).parent
+    slots = [i for i, item in enumerate(items) if item.path.parent == here]
+    rank = {name: n for n, name in enumerate(MODULE_ORDER)}
+    ordered = sorted(
+        (items[i] for i in slots), key=lambda item: rank.get(item.path.stem, len(rank))
+    )
+    for i, item in zip(slots, ordered, strict=True):
+        items[i] = item
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
+def read_only_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the project tree that cannot be written, as a worker's image would be.
+
+    As root (who ignores file modes) the copy is bind-mounted read-only onto itself; otherwise
+    its files and folders lose their write bits.
+    """
+    tree = tmp_path_factory.mktemp("image") / "project"
+    shutil.copytree(
+        PROJECT_ROOT,
+        tree,
+        ignore=lambda _, names: [n for n in names if n in _NOT_THE_TREE or n.endswith(".egg-info")],
+    )
+    mounted = False
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "--bind", str(tree), str(tree)], check=True)
+        mounted = True
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(tree)], check=True)
+    else:
+        for path in [tree, *tree.rglob("*")]:
+            path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        yield tree
+    finally:
+        if mounted:
+            subprocess.run(["umount", "--lazy", str(tree)], check=False)
+        else:
+            for path in [tree, *tree.rglob("*")]:
+                path.chmod(path.stat().st_mode | 0o200)
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, read_only_tree: Path
+) -> Iterator[devstack.Stack]:
+    """Airflow's parts run from the read-only copy of the tree (DAGs, library, config)."""
     root = tmp_path_factory.mktemp("stack")
     try:
-        yield devstack.start(root, bucket="retrain-e2e", overrides=FAST, parallelism=4)
+        yield devstack.start(
+            root, bucket="retrain-e2e", overrides=FAST, parallelism=4, code_root=read_only_tree
+        )
     finally:
         devstack.stop(root)
         assert devstack.load(root) is None
@@ -35,7 +91,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
 def config_of(stack: devstack.Stack) -> Config:
     """The config the stack's tasks run with (its overrides included)."""
     env = stack.env()
-    return load_config(env.get("RETRAIN_CONFIG", PROJECT_ROOT / "retrain.toml"), env=env)
+    return load_config(env.get("RETRAIN_CONFIG", Path(stack.code_root) / "retrain.toml"), env=env)
 
 
 # What a run may write under the checkout: nothing. Snapshots skip what tools keep there.

@@ -73,7 +73,7 @@ def pipeline_idle(api: AirflowApi) -> bool:
             return False
     return not any(
         api.get_json(f"/api/v2/dags/{dag_id}/assets/queuedEvents")["queued_events"]
-        for dag_id in ("features", "retrain")
+        for dag_id in ("features", "retrain", "score")
     )
 
 

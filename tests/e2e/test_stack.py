@@ -44,10 +44,35 @@ def test_a_dropped_batch_is_validated_featurized_trained_and_deployed(stack, cfg
     trained_on = set(registry.load_metadata(champion.version)["feature_keys"])
     mine = {Layout.of(cfg).feature_key(f["dest_key"]) for f in summary["files"]}
     assert len(mine) == 2 and mine <= trained_on, "week.csv and week.parquet: two feature files"
-    assert storage.exists(report_keys(cfg.storage.reports_prefix, champion.version).decision)
+    decided = summary["decision"]["version"]  # the evaluated model; the champion is its refit
+    assert registry.load_metadata(champion.version)["refit_of"] == decided
+    assert storage.exists(report_keys(cfg.storage.reports_prefix, decided).decision)
     assert storage.exists(index_key(cfg.storage.reports_prefix))
     results = storage.list_objects(f"{cfg.storage.reports_prefix}validations/")
     assert any(o.key.endswith(".json") for o in results), "each file's GX result is in the bucket"
+    # the deploy set off the scoring DAG: the new champion scored the newest accepted files
+    assert summary["score"] == "success"
+    predictions = summary["predictions"]
+    assert predictions["version"] == champion.version and 0 < predictions["rows"] <= 6000
+    assert {f["feature_key"] for f in predictions["files"]} <= mine
+
+
+def test_the_workers_ran_from_a_read_only_tree(stack, read_only_tree):
+    """The run above went through DAGs, library and config of a tree nothing can write to."""
+    with pytest.raises(OSError):
+        (read_only_tree / "dags" / "written-at-run-time.txt").write_text("x")
+    for dag_id in FOLLOWED:
+        fileloc = stack.api.get_json(f"/api/v2/dags/{dag_id}/details")["fileloc"]
+        assert Path(fileloc).is_relative_to(read_only_tree), fileloc
+    for name in ("scheduler", "triggerer", "dag-processor"):
+        pid = stack.pids[name]
+        assert Path(f"/proc/{pid}/cwd").resolve() == read_only_tree
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        path = next(v for v in environ if v.startswith(b"PYTHONPATH=")).decode()
+        assert path.split("=", 1)[1].split(":")[:2] == [
+            str(read_only_tree / "src"),
+            str(read_only_tree),
+        ]
 
 
 def test_a_corrupt_file_is_quarantined_and_nothing_is_retrained(stack, cfg, storage, explain):
@@ -163,3 +188,38 @@ def test_a_retraction_retrains_without_the_file_and_a_replay_brings_it_back(
         for dag_id in FOLLOWED:  # the replayed file goes the whole way again
             assert follow.wait_new_run(stack.api, dag_id, seen[dag_id], 600).state == "success"
     assert storage.exists(layout.landing_key(layout.name_in_partition(target))) is False
+
+
+def test_a_drifted_week_is_decided_by_the_policy_with_its_reasons(stack, cfg, storage, explain):
+    """Runs last: a week after a price change. The drift check finds it, the policy states why it
+    deploys (something changed, the challenger is non-inferior on the drifted rows), the refit on
+    every row is what serves, and the scoring DAG scores the drifted week with it."""
+    registry = ModelRegistry(storage, cfg.storage.models_prefix)
+    before = registry.champion()
+    before_keys = registry.load_metadata(before.version)["feature_keys"]
+    drifted = (DemoFile("drifted-week.csv", "drifted", "csv", 4000, 3),)
+    with explain():
+        summary = run_round(stack, cfg, storage, drifted, seed=70)
+    assert (summary["ingest"], summary["features"], summary["retrain"]) == ("success",) * 3
+    decision = summary["decision"]
+    drift = decision["drift"]
+    assert drift["data_drifted"] and drift["drifted"], drift.get("summary")
+    # judged on the rows the champion never trained on: the drifted week (and any file that
+    # arrived since the champion's deploy, e.g. one replayed under a held retrain)
+    assert decision["evaluated_on"] == "new data"
+    evaluated = registry.load_metadata(decision["version"])
+    (week,) = [Layout.of(cfg).feature_key(f["dest_key"]) for f in summary["files"]]
+    assert week in evaluated["holdout_keys"]
+    assert not set(evaluated["holdout_keys"]) & set(before_keys)
+    assert decision["comparison"]["n_rows"] == evaluated["n_holdout"] >= 4000
+    assert decision["policy"]["gate"]["non_inferiority_margin"] == cfg.gate.non_inferiority_margin
+    assert (decision["deploy"], decision["rule"]) == (True, "non_inferior_after_change")
+    assert decision["reason"].startswith("deploy: data drifted"), decision["reason"]
+    champion = registry.champion()
+    assert champion.version == decision["serving_version"] != before.version
+    serving = registry.load_metadata(champion.version)
+    assert serving["refit_of"] == decision["version"]
+    assert serving["n_train"] == decision["training_rows"], "the refit saw every row"
+    assert summary["score"] == "success"
+    scored = {f["feature_key"]: f["rows"] for f in summary["predictions"]["files"]}
+    assert scored[week] == 4000, "the drifted week, scored by its refit"

@@ -106,37 +106,52 @@ def test_decisions_worth_a_look_send_a_notice(
 
     cfg = replace(config, storage=replace(config.storage, bucket=storage.bucket))
 
-    def outcome(deployed: bool, reason: str, run: str, auc: float, drift=(), gate=None):
-        """The gate's record (``gate``: what it decided, if not ``deployed``) and the deploy."""
-        record = {
-            "deploy": deployed if gate is None else gate,
-            "challenger_metrics": {"auc": auc},
-            "drift": {"drifted": list(drift)},
-        }
-        result = DeployResult("v2", deployed, reason, "v1")
+    def outcome(deployed: bool, reason: str, run: str, rule: str, gate=None):
+        """The policy's record (``gate``: what it decided, if not ``deployed``) and the deploy."""
+        record = {"version": "v2", "deploy": deployed if gate is None else gate, "rule": rule}
+        result = DeployResult("v2-serving", deployed, reason, "v1")
         return record_outcome(incidents, storage, cfg, record, result, run=run)
 
-    assert outcome(True, "deploy: first model, auc 0.78 >= floor 0.60", "r1", 0.78) is None
+    assert outcome(True, "deploy: first model, auc 0.78 >= floor 0.60", "r1", "first_model") is None
+    assert outcome(True, "deploy: better with confidence", "r1b", "better") is None
     drifted = outcome(
         True,
-        "deploy: challenger auc 0.76 vs 0.73; drift in contract (PSI 0.5)",
+        "deploy: data drifted: contract (PSI 0.50), and the challenger is non-inferior",
         "r2",
-        0.76,
-        drift=("contract",),
+        "non_inferior_after_change",
     )
-    assert drifted is not None and drifted.subject.endswith("deployed v2 despite drift")
+    assert drifted is not None and "deployed v2-serving after a change" in drifted.subject
     assert drifted.links == (f"s3://{storage.bucket}/reports/decisions/v2.html",)
-    assert (
-        outcome(False, "hold: challenger auc 0.70 vs champion 0.72 (improvement -0.02)", "r3", 0.70)
-        is None
-    )
-    held = outcome(False, "hold: challenger auc 0.55 < floor 0.60", "r4", 0.55)
+    assert outcome(False, "hold: not better with confidence", "r3", "not_better") is None
+    held = outcome(False, "hold: challenger auc 0.55 < floor 0.60", "r4", "below_floor")
     assert held is not None and "2 run(s) in a row without a deploy" in held.subject
     assert incidents.streak().runs == 2
-    raced = outcome(
-        False, "champion changed from v1 to v3 after the decision", "r5", 0.8, gate=True
+    inferior = outcome(
+        False, "hold: data drifted, not non-inferior", "r4b", "inferior_after_change"
     )
-    assert raced is not None and "3 run(s) in a row" in raced.subject
+    assert inferior is not None and "3 run(s) in a row" in inferior.subject
+    raced = outcome(
+        False, "champion changed from v1 to v3 after the decision", "r5", "better", gate=True
+    )
+    assert raced is not None and "4 run(s) in a row" in raced.subject
+
+
+def test_the_latest_alerts_are_read_without_listing_all_of_them(
+    incidents: Incidents, storage: S3Storage
+) -> None:
+    layout = incidents.layout
+    for days_ago in (400, 40, 3, 0.5):
+        when = T0 - timedelta(days=days_ago)
+        storage.put_json(layout.alert_key(when, f"dag:{days_ago}"), {"at": when.isoformat()})
+    listed: list[str] = []
+    list_objects = storage.list_objects
+    storage.list_objects = lambda prefix, **kw: (
+        listed.append(kw.get("start_after", "")) or (list_objects(prefix, **kw))
+    )
+    newest = incidents.history(limit=2, now=T0)
+    assert [a["at"] for a in newest] == [(T0 - timedelta(days=d)).isoformat() for d in (0.5, 3)]
+    assert len(listed) == 2 and all(listed), "a day, then a week: never the whole history"
+    assert len(incidents.history(limit=10, now=T0)) == 4
 
 
 def test_a_batch_with_quarantined_files_sends_one_notice(

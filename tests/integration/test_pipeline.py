@@ -41,7 +41,8 @@ def _run_all(storage: S3Storage, cfg: Config, files: list[dict], run: str):
     record = retrain.evaluate_and_decide(
         storage, cfg, list(checked.feature_keys), challenger.version
     )
-    return batch, built, challenger, record, retrain.deploy(storage, cfg, record.as_dict())
+    serving = retrain.refit_for_serving(storage, cfg, record.as_dict())
+    return batch, built, challenger, record, retrain.deploy(storage, cfg, serving)
 
 
 def test_first_batch_routes_files_and_deploys_a_first_model(storage: S3Storage, cfg) -> None:
@@ -61,9 +62,14 @@ def test_first_batch_routes_files_and_deploys_a_first_model(storage: S3Storage, 
     assert len(built.written) == 2 and built.rows == 5000
     assert challenger.metrics["auc"] > 0.7
     assert record.deploy and record.champion_version is None
+    assert (record.rule, record.evaluated_on) == ("first_model", "time")
     assert deployed.deployed
-    champion = ModelRegistry(storage, cfg.storage.models_prefix).champion()
-    assert champion is not None and champion.version == challenger.version
+    registry = ModelRegistry(storage, cfg.storage.models_prefix)
+    champion = registry.champion()
+    assert champion is not None and champion.version == deployed.version != challenger.version
+    serving = registry.load_metadata(champion.version)
+    assert serving["refit_of"] == challenger.version and serving["n_train"] == 5000
+    assert serving["best_iteration"] == challenger.best_iteration
     index = storage.get_bytes("reports/index.html").decode()
     assert challenger.version in index and "broken.csv" in index
     # the batch's files, then the training-set check: one history page each, newest linked
@@ -94,11 +100,21 @@ def test_second_batch_is_compared_with_the_champion(storage: S3Storage, cfg) -> 
     assert built.already_built == 1 and len(built.written) == 1, "features are incremental"
     assert record.champion_version == first.version
     assert record.champion_metrics is not None and record.drift is not None
-    assert record.drift["drifted"], "the drifted week is seen as drift"
+    assert record.drift["data_drifted"] and record.drift["drifted"], record.drift["summary"]
+    # judged on the drifted week alone, which the champion never saw; the challenger neither
+    assert record.evaluated_on == "new data" and record.comparison["n_rows"] == 4000
+    assert challenger.holdout_keys == tuple(built.written) and challenger.n_train == 4000
+    assert (record.deploy, record.rule) == (True, "non_inferior_after_change"), record.reason
+    assert record.reason.startswith("deploy: data drifted")
     champion = ModelRegistry(storage, cfg.storage.models_prefix).champion()
-    assert champion.version == (challenger.version if record.deploy else first.version)
-    assert deployed.deployed == record.deploy
+    assert deployed.deployed and champion.version == deployed.version
+    assert (
+        ModelRegistry(storage, cfg.storage.models_prefix).load_metadata(champion.version)["n_train"]
+        == 8000
+    ), "the serving model learned the drifted week too"
     assert storage.exists(f"reports/drift/{challenger.version}.html")
+    page = storage.get_bytes(f"reports/decisions/{challenger.version}.html").decode()
+    assert "non_inferior_after_change" in page and deployed.version in page
 
 
 def test_a_training_set_failing_its_checkpoint_stops_training(storage: S3Storage, cfg) -> None:

@@ -10,6 +10,7 @@ from retrain.registry import (
     Champion,
     ChampionChanged,
     ModelRegistry,
+    RollbackRefused,
     UnknownVersion,
     VersionExists,
 )
@@ -164,3 +165,193 @@ def test_record_decision(registry: ModelRegistry, storage: S3Storage) -> None:
     assert registry.load_decision(version) == {"promoted": False, "reason": "auc below floor"}
     with pytest.raises(UnknownVersion):
         registry.record_decision("20990101T000000Z-ffffff", {"promoted": True})
+
+
+# -- promotions and rollback --------------------------------------------------------------------
+
+
+def deployed(registry: ModelRegistry, n: int) -> list[str]:
+    """``n`` versions deployed one after the other (auc 0.71, 0.72, ...)."""
+    versions = []
+    for i in range(n):
+        version = save(registry, auc=0.71 + i / 100)
+        registry.promote(
+            version,
+            expected=registry.champion(),
+            reason=f"deploy {i}",
+            metrics={"auc": 0.71 + i / 100},
+        )
+        versions.append(version)
+    return versions
+
+
+def log_of(registry: ModelRegistry) -> list[tuple[str, str, str | None]]:
+    return [(p.kind, p.version, p.previous_version) for p in registry.promotions()]
+
+
+def test_promote_records_each_deploy(registry: ModelRegistry, storage: S3Storage) -> None:
+    v1, v2 = deployed(registry, 2)
+    assert log_of(registry) == [("deploy", v2, v1), ("deploy", v1, None)]
+    newest = registry.promotions()[0]
+    assert newest.reason == "deploy 1" and newest.metrics == {"auc": 0.72}
+    assert re.fullmatch(rf"models/promotions/\d{{8}}T\d{{12}}Z-deploy-{v2}\.json", newest.key)
+    assert storage.get_json(newest.key)["at"] == registry.champion().promoted_at
+    assert registry.promotions(limit=1) == [newest]
+    assert registry.list_versions() == sorted([v1, v2]), "the log is not a version"
+    assert registry.was_deployed(v1) and registry.was_deployed(v2)
+    assert not registry.was_deployed(save(registry)), "saved, never deployed: held"
+
+
+def test_promotion_records_are_create_only(registry: ModelRegistry, storage: S3Storage) -> None:
+    (v1,) = deployed(registry, 1)
+    key = registry.promotions()[0].key
+    with pytest.raises(VersionExists):
+        registry._put_once(key, b"{}", "application/json")
+    assert storage.get_json(key)["version"] == v1
+
+
+def test_rollback_defaults_to_the_previous_champion(registry: ModelRegistry) -> None:
+    v1, v2 = deployed(registry, 2)
+    before = registry.champion()
+    restored = registry.rollback(reason="v2 scores look wrong", by="alice")
+    assert restored == registry.champion()
+    assert (restored.version, restored.previous_version, restored.kind) == (v1, v2, "rollback")
+    assert restored.reason == "v2 scores look wrong" and restored.by == "alice"
+    assert restored.metrics == {"auc": 0.71}, "the restored version's holdout metrics"
+    assert restored.etag != before.etag
+    assert log_of(registry) == [("rollback", v1, v2), ("deploy", v2, v1), ("deploy", v1, None)]
+    assert registry.promotions()[0].by == "alice"
+    assert not registry.was_deployed(save(registry))
+
+
+def test_repeated_rollbacks_walk_back_through_the_deploys(registry: ModelRegistry) -> None:
+    v1, v2, v3 = deployed(registry, 3)
+    assert registry.rollback(reason="bad").version == v2
+    assert registry.rollback_target() == v1, "not back to v3: no toggling"
+    assert registry.rollback(reason="worse").version == v1
+    with pytest.raises(RollbackRefused, match="nothing to roll back to"):
+        registry.rollback(reason="again")
+    v4 = save(registry)
+    registry.promote(v4, expected=registry.champion(), reason="fixed", metrics={})
+    assert registry.rollback_target() == v1
+    assert [p.version for p in registry.promotions()] == [v4, v1, v2, v3, v2, v1]
+
+
+def test_rollback_to_an_explicit_version(registry: ModelRegistry) -> None:
+    v1, _, v3 = deployed(registry, 3)
+    restored = registry.rollback(v1, reason="back to the first")
+    assert (restored.version, restored.previous_version) == (v1, v3)
+    assert registry.champion().version == v1
+    assert registry.rollback(v3, reason="it was fine after all").version == v3
+
+
+def test_rollback_refusals_write_nothing(registry: ModelRegistry, storage: S3Storage) -> None:
+    with pytest.raises(RollbackRefused, match="no champion"):
+        registry.rollback(reason="x")
+    v1, v2 = deployed(registry, 2)
+    held = save(registry)
+    champion, log = registry.champion(), log_of(registry)
+    objects = {o.key: o.etag for o in storage.list_objects("models/")}
+    cases = [
+        ("20990101T000000Z-ffffff", UnknownVersion, "does not exist"),
+        ("../champion", UnknownVersion, "not a model version"),
+        ("promotions", UnknownVersion, "not a model version"),
+        (v2, RollbackRefused, "is the champion already"),
+        (held, RollbackRefused, "never was champion"),
+    ]
+    for version, error, message in cases:
+        with pytest.raises(error, match=message):
+            registry.rollback(version, reason="x")
+    with pytest.raises(RollbackRefused, match="needs a reason"):
+        registry.rollback(v1, reason="  ")
+    assert registry.champion() == champion and log_of(registry) == log
+    assert {o.key: o.etag for o in storage.list_objects("models/")} == objects
+
+
+def test_rollback_against_a_stale_champion(registry: ModelRegistry) -> None:
+    v1, v2 = deployed(registry, 2)
+    seen = registry.champion()
+    v3 = save(registry)
+    registry.promote(v3, expected=seen, reason="newer", metrics={})
+    with pytest.raises(ChampionChanged) as info:
+        registry.rollback(v1, reason="x", expected=seen)
+    assert info.value.current.version == v3
+    assert [p.version for p in registry.promotions()] == [v3, v2, v1]
+
+
+@pytest.mark.parametrize("attempt", range(4))
+def test_rollback_racing_a_deploy_exactly_one_wins(registry: ModelRegistry, attempt: int) -> None:
+    v1, v2 = deployed(registry, 2)
+    challenger = save(registry)
+    seen = registry.champion()
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, Champion | ChampionChanged] = {}
+
+    def run(name: str, move) -> None:
+        barrier.wait()
+        try:
+            outcomes[name] = move()
+        except ChampionChanged as exc:
+            outcomes[name] = exc
+
+    moves = {
+        "rollback": lambda: registry.rollback(reason="race", expected=seen),
+        "deploy": lambda: registry.promote(
+            challenger, expected=seen, reason="race", metrics={"auc": 0.9}
+        ),
+    }
+    threads = [threading.Thread(target=run, args=item) for item in moves.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    won = {n: o for n, o in outcomes.items() if isinstance(o, Champion)}
+    lost = {n: o for n, o in outcomes.items() if isinstance(o, ChampionChanged)}
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    (winner,) = won.values()
+    (loser,) = lost.values()
+    assert registry.champion() == winner
+    assert loser.current == winner, "the loser is told who won"
+    assert winner.version == (v1 if "rollback" in won else challenger)
+    assert log_of(registry) == [
+        (winner.kind, winner.version, v2),
+        ("deploy", v2, v1),
+        ("deploy", v1, None),
+    ], "only the winner is recorded"
+
+
+def test_a_missing_record_is_shown_and_repaired(registry: ModelRegistry, storage: S3Storage):
+    """A crash between the swap and its record: the log still shows the champion's move, and
+    the next promote writes the record."""
+    v1, v2 = deployed(registry, 2)
+    newest = registry.promotions()[0]
+    storage.delete(newest.key)
+    shown = registry.promotions()
+    assert [(p.version, p.key) for p in shown] == [(v2, ""), (v1, shown[1].key)]
+    assert registry.rollback(reason="x").version == v1
+    assert storage.get_json(newest.key)["version"] == v2, "repaired before the swap"
+    assert log_of(registry) == [("rollback", v1, v2), ("deploy", v2, v1), ("deploy", v1, None)]
+
+
+def test_a_pointer_from_before_the_log(registry: ModelRegistry, storage: S3Storage) -> None:
+    """champion.json as older code wrote it (no kind, no record): a deploy, shown in the log,
+    rolled back through its previous_version, recorded when it is replaced."""
+    v1, v2 = save(registry), save(registry)
+    storage.put_json(
+        registry.champion_key,
+        {
+            "version": v2,
+            "deployed_at": "2026-11-22T01:30:00+00:00",
+            "reason": "old code",
+            "metrics": {"auc": 0.8},
+            "previous_version": v1,
+        },
+    )
+    champion = registry.champion()
+    assert champion.kind == "deploy" and champion.promoted_at == "2026-11-22T01:30:00+00:00"
+    assert log_of(registry) == [("deploy", v2, v1)]
+    assert registry.was_deployed(v2) and registry.rollback_target() == v1
+    registry.rollback(reason="x")
+    assert log_of(registry) == [("rollback", v1, v2), ("deploy", v2, v1)]
+    assert registry.promotions()[1].key.startswith("models/promotions/20261122T013000000000Z-")

@@ -40,11 +40,11 @@ def test_loads_the_real_config():
 
 
 def test_env_overrides_string_and_float():
-    env = {"RETRAIN__STORAGE__BUCKET": "other-bucket", "RETRAIN__GATE__PSI_THRESHOLD": "0.35"}
+    env = {"RETRAIN__STORAGE__BUCKET": "other-bucket", "RETRAIN__DRIFT__PSI_THRESHOLD": "0.35"}
     cfg = load_config(TOML, env=env)
     assert cfg.storage.bucket == "other-bucket"
-    assert cfg.gate.psi_threshold == 0.35
-    assert isinstance(cfg.gate.psi_threshold, float)
+    assert cfg.drift.psi_threshold == 0.35
+    assert isinstance(cfg.drift.psi_threshold, float)
     assert load_config(TOML, env={}).storage.bucket == "retrain-demo"
 
 
@@ -108,3 +108,31 @@ def test_missing_and_invalid_files(tmp_path):
     broken.write_text("[dataset\nname = 1")
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_config(broken, env={})
+
+
+def test_the_deploy_policy_and_drift_settings_are_read_and_checked(raw):
+    cfg = parse(raw)
+    assert cfg.gate.non_inferiority_margin == 0.01 and cfg.gate.bootstrap_rounds == 1000
+    assert cfg.drift.rule == "share" and cfg.drift.bins == 10
+    assert all(c.drift for c in cfg.dataset.columns)
+    calendar = copy.deepcopy(raw)
+    calendar["dataset"]["columns"]["tenure_months"]["drift"] = False
+    assert parse(calendar).dataset.column("tenure_months").drift is False
+    for section, key, value, message in (
+        ("drift", "rule", "vote", "rule must be one of"),
+        ("gate", "confidence", 1.0, "confidence"),
+        ("gate", "bootstrap_rounds", 10, "bootstrap_rounds"),
+        ("drift", "bins", 1, "bins"),
+    ):
+        bad = copy.deepcopy(raw)
+        bad[section][key] = value
+        with pytest.raises(ConfigError, match=message):
+            parse(bad)
+    old = copy.deepcopy(raw)
+    old["gate"]["min_improvement"] = 0.0  # a key of the old gate: named, not ignored
+    with pytest.raises(ConfigError, match="min_improvement"):
+        parse(old)
+    flag = copy.deepcopy(raw)
+    flag["dataset"]["columns"]["tenure_months"]["drift"] = "no"
+    with pytest.raises(ConfigError, match="drift must be true or false"):
+        parse(flag)

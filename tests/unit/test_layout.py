@@ -59,3 +59,29 @@ def test_ledger_keys_live_under_the_ledger_prefix() -> None:
     ):
         assert key.startswith("ledger/")
     assert L.action_key(when, "a", "t") < L.action_key(when + timedelta(seconds=1), "a", "t")
+
+
+def test_prediction_keys_keep_the_feature_files_partition() -> None:
+    feature = L.feature_key(L.raw_key("sub/a.csv", "2026-11-23", "b1"))
+    key = L.predictions_key("20261123T100000Z-abcdef", feature)
+    assert (
+        key
+        == "predictions/20261123T100000Z-abcdef/ingest_date=2026-11-23/batch=b1/sub/a.csv.parquet"
+    )
+    other = L.predictions_key(
+        "20261123T100000Z-abcdef", L.feature_key(L.raw_key("sub/a.csv", "2026-11-23", "b2"))
+    )
+    assert other != key, "the same name in two batches stays two prediction files"
+    assert L.predictions_manifest_key("v1") == "predictions/v1/manifest.json"
+    assert L.scoring_state_key == "predictions/_scored.json"
+
+
+@pytest.mark.parametrize("version", ["", "../x", "_scored.json", "a/b", ".hidden"])
+def test_prediction_keys_refuse_what_is_not_a_version(version: str) -> None:
+    with pytest.raises(ValueError, match="not a model version"):
+        L.predictions_key(version, "features/x.parquet")
+
+
+def test_prediction_keys_need_a_feature_key() -> None:
+    with pytest.raises(ValueError, match="not under"):
+        L.predictions_key("v1", "raw/x.csv")

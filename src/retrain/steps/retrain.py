@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from retrain import metrics as statsd
 from retrain import reports
 from retrain.alerts import Alert, Incidents, first_line
 from retrain.config import Config
-from retrain.decision import decide
+from retrain.decision import Evidence, decide
 from retrain.drift import DriftReport, compare, reference_profile
+from retrain.evaluation import Comparison, compare_models
 from retrain.history import Entry, History
 from retrain.layout import Layout
 from retrain.registry import ChampionChanged, ModelRegistry
-from retrain.steps.reporting import publish_index
+from retrain.steps.reporting import champion_history, publish_index
 from retrain.storage import S3Storage
-from retrain.training import Metrics, Model, evaluate, split_by_time, train_model
+from retrain.training import Metrics, Model, evaluate, refit, split_holdout, train_model
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +77,6 @@ def assemble_training_set(
         if replaced:
             log.info("upsert: %d row(s) replaced by newer rows with the same id", replaced)
     return TrainingSet(frame=df, sources=sources, replaced_rows=replaced)
-
-
-def load_features(storage: S3Storage, cfg: Config, keys: list[str] | tuple[str, ...]):
-    return assemble_training_set(storage, cfg, keys).frame
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -202,6 +199,26 @@ def _raw_keys_of(storage: S3Storage, cfg: Config, feature_keys: list[str]) -> li
     return [by_feature.get(k, k) for k in sorted(wanted)]
 
 
+# Fewer rows the champion never saw than this, and the challenger is judged on the newest
+# holdout_fraction by time instead (rows the champion may have trained on: that favours the
+# champion, so it can only make a deploy harder). A retrain after a retraction has none.
+MIN_NEW_ROWS = 100
+
+
+def newest_rows(ts: TrainingSet, cfg: Config, champion_keys: list[str] | None) -> np.ndarray | None:
+    """The rows from feature files the champion never trained on, when they can be the holdout
+    (enough of them, both classes there and in the rest); else None (the time holdout)."""
+    if not champion_keys:
+        return None
+    mask = ~ts.sources.isin(set(champion_keys)).to_numpy()
+    y = ts.frame[cfg.dataset.target].to_numpy()
+    if mask.sum() < MIN_NEW_ROWS or mask.all():
+        return None
+    if len(set(y[mask])) < 2 or len(set(y[~mask])) < 2:
+        return None
+    return mask
+
+
 @dataclass(frozen=True)
 class Challenger:
     version: str
@@ -210,17 +227,24 @@ class Challenger:
     n_train: int
     n_holdout: int
     holdout_start: str
+    # "new data": rows from feature files the champion never trained on; "time": the newest
+    # holdout_fraction (no champion, or too little new data)
+    evaluated_on: str = "time"
+    holdout_keys: tuple[str, ...] = ()  # the feature files forming the holdout ("new data")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"holdout_keys": list(self.holdout_keys)}
 
 
 def train_challenger(storage: S3Storage, cfg: Config, feature_keys: list[str]) -> Challenger:
-    """Train on the pinned features, evaluate on the time holdout, save a new model version."""
-    df = load_features(storage, cfg, feature_keys)
-    result = train_model(df, cfg)
-    train_part, _ = split_by_time(df, cfg.dataset, cfg.training.holdout_fraction)
+    """Train on the pinned features with the newest data held out, save a new model version."""
+    ts = assemble_training_set(storage, cfg, feature_keys)
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
+    champion = registry.champion()
+    champion_keys = registry.load_metadata(champion.version)["feature_keys"] if champion else None
+    newest = newest_rows(ts, cfg, champion_keys)
+    result = train_model(ts.frame, cfg, newest=newest)
+    train_part, _ = split_holdout(ts.frame, cfg.dataset, cfg.training.holdout_fraction, newest)
     version = registry.new_version()
     challenger = Challenger(
         version=version,
@@ -229,22 +253,47 @@ def train_challenger(storage: S3Storage, cfg: Config, feature_keys: list[str]) -
         n_train=result.n_train,
         n_holdout=result.n_holdout,
         holdout_start=result.holdout_start,
+        evaluated_on="time" if newest is None else "new data",
+        holdout_keys=() if newest is None else tuple(sorted(set(ts.sources[newest]))),
     )
+    _save(
+        registry,
+        cfg,
+        version,
+        result.model,
+        train_part,
+        {
+            **challenger.as_dict(),
+            "feature_keys": list(feature_keys),
+        },
+    )
+    log.info("challenger %s (%s holdout): %s", version, challenger.evaluated_on, challenger.metrics)
+    return challenger
+
+
+def _save(
+    registry: ModelRegistry,
+    cfg: Config,
+    version: str,
+    model: Model,
+    reference: pd.DataFrame,
+    metadata: dict[str, Any],
+) -> None:
+    """A model version with its drift baseline: the rows it learned from and its scores there."""
     registry.save_version(
         version,
-        model_text=result.model.to_text(),
+        model_text=model.to_text(),
         metadata={
-            **challenger.as_dict(),
+            **metadata,
             "dataset": cfg.dataset.name,
-            "feature_keys": list(feature_keys),
-            "feature_names": list(result.model.feature_names),
+            "feature_names": list(model.feature_names),
             "training": asdict(cfg.training),
             "created_at": datetime.now(UTC).isoformat(),
         },
-        reference_profile=reference_profile(train_part, cfg.dataset, cfg.gate.psi_bins),
+        reference_profile=reference_profile(
+            reference, cfg.dataset, cfg.drift, scores=model.predict_proba(reference)
+        ),
     )
-    log.info("challenger %s: %s", version, challenger.metrics)
-    return challenger
 
 
 # -- decision and deploy -----------------------------------------------------------------------
@@ -254,14 +303,20 @@ def train_challenger(storage: S3Storage, cfg: Config, feature_keys: list[str]) -
 class DecisionRecord:
     version: str
     deploy: bool
+    rule: str
     reason: str
+    conditions: dict[str, Any]
+    policy: dict[str, Any]  # the [gate] and [drift] settings the decision applied
+    comparison: dict[str, Any] | None  # challenger - champion with its interval
     challenger_metrics: dict[str, Any]
     champion_version: str | None
     champion_metrics: dict[str, Any] | None
     drift: dict[str, Any] | None
     decided_at: str
+    evaluated_on: str = "time"
     training_rows: int = 0
     replaced_rows: int = 0  # rows an upsert replaced by newer rows with the same id
+    serving_version: str | None = None  # the refit on every row that deploy promotes
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -270,50 +325,131 @@ class DecisionRecord:
 def evaluate_and_decide(
     storage: S3Storage, cfg: Config, feature_keys: list[str], version: str
 ) -> DecisionRecord:
-    """Score the champion on the challenger's holdout, check drift against the champion's
-    reference, and let the gate decide. The record and its reports are written either way."""
+    """Score the champion and the challenger on the same newest rows (the challenger's holdout),
+    compare them with a paired bootstrap, check drift against the champion's reference, and let
+    the deploy policy decide. The record and its reports are written either way."""
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     ts = assemble_training_set(storage, cfg, feature_keys)
-    df = ts.frame
-    _, holdout = split_by_time(df, cfg.dataset, cfg.training.holdout_fraction)
-    challenger_metrics = Metrics(**registry.load_metadata(version)["metrics"])
+    meta = registry.load_metadata(version)
+    keys = set(meta.get("holdout_keys") or ())
+    newest = ts.sources.isin(keys).to_numpy() if keys else None
+    _, holdout = split_holdout(ts.frame, cfg.dataset, cfg.training.holdout_fraction, newest)
+    y = holdout[cfg.dataset.target].to_numpy()
+    challenger_model = Model.from_text(registry.load_model_text(version))
+    challenger_scores = challenger_model.predict_proba(holdout)
+    challenger_metrics = evaluate(challenger_model, holdout, cfg.dataset)
     champion = registry.champion()
     champion_metrics: Metrics | None = None
     drift: DriftReport | None = None
+    comparison: Comparison | None = None
+    at_training: float | None = None
     if champion is not None:
         champion_model = Model.from_text(registry.load_model_text(champion.version))
+        champion_scores = champion_model.predict_proba(holdout)
         champion_metrics = evaluate(champion_model, holdout, cfg.dataset)
-        drift = compare(
-            registry.load_reference(champion.version), holdout, cfg.dataset, cfg.gate.psi_threshold
+        gate = cfg.gate
+        comparison = compare_models(
+            y,
+            challenger_scores,
+            champion_scores,
+            metric=gate.metric,
+            rounds=gate.bootstrap_rounds,
+            confidence=gate.confidence,
+            seed=gate.seed,
         )
-    decision = decide(challenger_metrics, champion_metrics, drift, cfg.gate)
+        drift = compare(
+            registry.load_reference(champion.version),
+            holdout,
+            cfg.dataset,
+            cfg.drift,
+            scores=champion_scores,
+            importance=champion_model.importance(),
+        )
+        trained = (registry.load_metadata(champion.version).get("metrics") or {}).get(gate.metric)
+        at_training = None if trained is None else float(trained)
+    decision = decide(
+        Evidence(
+            challenger=getattr(challenger_metrics, cfg.gate.metric),
+            comparison=comparison,
+            champion_at_training=at_training,
+            data_drifted=bool(drift and drift.data_drifted),
+            prediction_drifted=bool(drift and drift.prediction_drifted),
+            drift_summary=drift.summary() if drift else "",
+        ),
+        cfg.gate,
+    )
     record = DecisionRecord(
         version=version,
         deploy=decision.deploy,
+        rule=decision.rule,
         reason=decision.reason,
+        conditions=decision.conditions,
+        policy={"gate": asdict(cfg.gate), "drift": asdict(cfg.drift)},
+        comparison=comparison.as_dict() if comparison else None,
         challenger_metrics=challenger_metrics.as_dict(),
         champion_version=champion.version if champion else None,
         champion_metrics=champion_metrics.as_dict() if champion_metrics else None,
         drift=drift.as_dict() if drift else None,
         decided_at=datetime.now(UTC).isoformat(),
-        training_rows=len(df),
+        evaluated_on=meta.get("evaluated_on", "time"),
+        training_rows=len(ts.frame),
         replaced_rows=ts.replaced_rows,
     )
     registry.record_decision(version, record.as_dict())
     rp = cfg.storage.reports_prefix
+    _publish_decision(storage, cfg, registry, record.as_dict())
+    if record.drift is not None:
+        reports.publish_drift(storage, rp, version, record.drift, policy=record.policy["drift"])
+    log.info(
+        "decision for %s: %s (%s)", version, "DEPLOY" if record.deploy else "HOLD", record.rule
+    )
+    return record
+
+
+def _publish_decision(
+    storage: S3Storage, cfg: Config, registry: ModelRegistry, record: dict[str, Any]
+) -> None:
     reports.publish_decision(
         storage,
-        rp,
-        version,
-        record.as_dict(),
-        record.challenger_metrics,
-        record.champion_metrics,
-        record.drift,
+        cfg.storage.reports_prefix,
+        record["version"],
+        record,
+        record["challenger_metrics"],
+        record["champion_metrics"],
+        record["drift"],
+        champion_history=champion_history(registry, cfg.gate.metric),
     )
-    if record.drift is not None:
-        reports.publish_drift(storage, rp, version, record.drift)
-    log.info("decision for %s: %s", version, "DEPLOY" if record.deploy else "HOLD")
-    return record
+
+
+def refit_for_serving(storage: S3Storage, cfg: Config, record: dict[str, Any]) -> dict[str, Any]:
+    """For a deploy decision: the serving model, refit on every pinned row for the challenger's
+    number of rounds, saved as its own version (``refit_of`` the evaluated one) and named in the
+    record as ``serving_version``. A hold returns the record unchanged."""
+    if not record["deploy"]:
+        return record
+    registry = ModelRegistry(storage, cfg.storage.models_prefix)
+    evaluated = registry.load_metadata(record["version"])
+    ts = assemble_training_set(storage, cfg, evaluated["feature_keys"])
+    model = refit(ts.frame, cfg, int(evaluated["best_iteration"]))
+    serving = registry.new_version()
+    _save(
+        registry,
+        cfg,
+        serving,
+        model,
+        ts.frame,
+        {
+            **{k: v for k, v in evaluated.items() if k not in ("created_at", "holdout_keys")},
+            "refit_of": record["version"],
+            "n_train": len(ts.frame),
+            "n_holdout": 0,
+        },
+    )
+    out = record | {"serving_version": serving}
+    registry.record_decision(serving, out)
+    _publish_decision(storage, cfg, registry, out)
+    log.info("serving model %s: %s refit on all %d rows", serving, record["version"], len(ts.frame))
+    return out
 
 
 @dataclass(frozen=True)
@@ -337,31 +473,32 @@ def record_outcome(
     run: str,
 ) -> Alert | None:
     """The retrain streak (runs in a row without a deploy) and, for a decision worth a look, a
-    notice with the decision report: a deploy despite drift; a hold that is not the gate doing
-    its job ("the challenger was not better") but drift, a challenger below the floor or with
-    an undefined metric, or a champion moved under the decision."""
-    drifted = bool((record.get("drift") or {}).get("drifted"))
+    notice with the decision report: a deploy because something changed (drift, a degraded
+    champion); a hold that is not the policy doing its job ("not better with confidence") but
+    a challenger below the floor, with an undefined metric or inferior after a change, or a
+    champion moved under the decision."""
+    rule = record.get("rule", "")
     if result.deployed:
         incidents.reset_streak()
-        notable, name = drifted, "retrain:deployed"
-        title = f"retrain deployed {result.version} despite drift"
+        notable, name = rule == "non_inferior_after_change", "retrain:deployed"
+        title = f"retrain deployed {result.version} after a change: {first_line(result.reason)}"
     else:
         streak = incidents.bump_streak(run, result.reason)
-        metric = float(record["challenger_metrics"][cfg.gate.metric])
-        below_floor = math.isnan(metric) or metric < cfg.gate.min_metric
-        notable, name = drifted or below_floor or record["deploy"], "retrain:held"
+        notable = rule in ("undefined", "below_floor", "inferior_after_change") or record["deploy"]
+        name = "retrain:held"
         title = f"retrain held the champion ({streak.runs} run(s) in a row without a deploy)"
     if not notable:
         return None
-    page = reports.report_keys(cfg.storage.reports_prefix, result.version).decision
+    page = reports.report_keys(cfg.storage.reports_prefix, record["version"]).decision
     return incidents.notice(name, title, result.reason, links=(storage.uri(page),))
 
 
 def deploy(storage: S3Storage, cfg: Config, record: dict[str, Any]) -> DeployResult:
-    """Move the champion pointer to the challenger, if the gate said so and nobody else has
-    moved it since the decision (compare-and-swap on models/champion.json)."""
+    """Move the champion pointer to the serving model (the challenger refit on every row), if
+    the policy said so and nobody else has moved it since the decision (compare-and-swap on
+    models/champion.json)."""
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
-    version = record["version"]
+    version = record.get("serving_version") or record["version"]
     current = registry.champion()
     previous = current.version if current else None
     if not record["deploy"]:

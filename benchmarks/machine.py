@@ -1,0 +1,28 @@
+"""The machine block every benchmark's JSON carries: where and with what the figures were made."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+
+def describe(*packages: str, **extra: Any) -> dict[str, Any]:
+    """Platform, Python, cores, memory, date, the given packages' versions, then ``extra``."""
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **{name: version(name) for name in packages},
+        **extra,
+    }

@@ -1,0 +1,113 @@
+"""The model commands' argument parsing and rendering (no bucket: the handlers are stubbed)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from retrain import cli
+from retrain.registry import Promotion
+
+
+@pytest.fixture
+def parsed(monkeypatch) -> dict[str, argparse.Namespace]:
+    seen: dict[str, argparse.Namespace] = {}
+    for name in ("models", "rollback", "predict"):
+
+        def handler(args: argparse.Namespace, name: str = name) -> int:
+            seen[name] = args
+            return 0
+
+        monkeypatch.setattr(cli, f"cmd_{name}", handler)
+    return seen
+
+
+def test_rollback_needs_a_reason(parsed, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["rollback"])
+    assert info.value.code == 2 and "--reason" in capsys.readouterr().err
+    assert cli.main(["rollback", "--reason", "bad scores"]) == 0
+    assert parsed["rollback"].version is None and parsed["rollback"].reason == "bad scores"
+    assert cli.main(["rollback", "20261122T013000Z-aaaaaa", "--reason", "x"]) == 0
+    assert parsed["rollback"].version == "20261122T013000Z-aaaaaa"
+
+
+def test_models_and_predict_arguments(parsed) -> None:
+    assert cli.main(["models"]) == 0
+    assert (parsed["models"].limit, parsed["models"].json) == (cli.MODELS_LISTED, False)
+    assert cli.main(["models", "--limit", "0", "--json"]) == 0
+    assert (parsed["models"].limit, parsed["models"].json) == (0, True)
+    assert cli.main(["predict", "new.csv", "--out", "s.parquet"]) == 0
+    assert (parsed["predict"].file, parsed["predict"].out) == ("new.csv", "s.parquet")
+    with pytest.raises(SystemExit):
+        cli.main(["predict"])
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("data/new.csv", "data/new.predictions.csv"),
+        ("data/new.CSV.gz", "data/new.predictions.csv"),
+        ("new.parquet", "new.predictions.csv"),
+        ("odd.txt", "odd.txt.predictions.csv"),
+    ],
+)
+def test_default_predictions_path(given: str, expected: str) -> None:
+    assert cli.default_predictions_path(Path(given)) == Path(expected)
+
+
+def test_render_models() -> None:
+    rows = [
+        {
+            "version": "v3",
+            "created": "2026-11-22T03:00:00+00:00",
+            "auc": 0.7,
+            "decision": "hold",
+            "reason": "challenger not better\nsecond line",
+            "champion": False,
+        },
+        {
+            "version": "v2",
+            "created": "2026-11-22T02:00:00+00:00",
+            "auc": 0.81234,
+            "decision": "deploy",
+            "reason": "better",
+            "champion": True,
+        },
+        {
+            "version": "v1",
+            "created": "",
+            "auc": None,
+            "decision": "",
+            "reason": "",
+            "champion": False,
+        },
+    ]
+    promotions = [
+        Promotion("v2", "v1", "deploy", "better", "2026-11-22T02:00:01.5+00:00", {}),
+        Promotion("v1", None, "deploy", "first", "2026-11-22T01:00:00+00:00", {}, by=""),
+    ]
+    lines = cli.render_models(rows, promotions, "auc", 5, "s3://b/models/")
+    assert lines[0] == "models in s3://b/models/ (newest first, 3 of 5; * = champion)"
+    assert lines[2].split() == [
+        "v3",
+        "2026-11-22",
+        "03:00",
+        "0.700",
+        "hold",
+        "challenger",
+        "not",
+        "better",
+    ]
+    assert lines[3].startswith("* v2 ") and "0.812" in lines[3] and "deploy" in lines[3]
+    assert lines[4].split() == ["v1", "-", "-", "-", "(undecided)"]
+    assert lines[5] == "promotions (newest first):"
+    assert lines[6].split() == ["2026-11-22", "02:00:01", "deploy", "v2", "<-", "v1"]
+    assert lines[8].split()[-2:] == ["(first", "champion)"]
+    assert cli.render_models([], [], "auc", 0, "s3://b/models/")[1:] == [
+        "  none yet: the first retrain saves one",
+        "promotions (newest first):",
+        "  none: no model was deployed yet",
+    ]
