@@ -1,5 +1,7 @@
-"""The demo's story on the real stack: a good batch is deployed, a corrupt file is quarantined,
-duplicates and repeated ids never reach training, a retraction retrains without the file.
+"""The demo's story on the real stack: a good batch is deployed (by workers running from a
+read-only tree) and scored, a drifted week is decided by the deploy policy, a corrupt file is
+quarantined, duplicates and repeated ids never reach training, a retraction retrains without
+the file.
 
 Waits are bounded and generous (the machine is small); speed is measured in benchmarks/.
 """
@@ -73,6 +75,40 @@ def test_the_workers_ran_from_a_read_only_tree(stack, read_only_tree):
             str(read_only_tree / "src"),
             str(read_only_tree),
         ]
+
+
+def test_a_drifted_week_is_decided_by_the_policy_with_its_reasons(stack, cfg, storage, explain):
+    """Right after the first deploy, a week after a price change: the drift check finds it, the
+    policy states why it deploys (something changed, the challenger is non-inferior on the
+    drifted rows), the refit on every row serves, and the scoring DAG scores the week with it."""
+    registry = ModelRegistry(storage, cfg.storage.models_prefix)
+    before = registry.champion()
+    before_keys = registry.load_metadata(before.version)["feature_keys"]
+    drifted = (DemoFile("drifted-week.csv", "drifted", "csv", 4000, 3),)
+    with explain():
+        summary = run_round(stack, cfg, storage, drifted, seed=70)
+    assert (summary["ingest"], summary["features"], summary["retrain"]) == ("success",) * 3
+    decision = summary["decision"]
+    drift = decision["drift"]
+    assert drift["data_drifted"] and drift["drifted"], drift.get("summary")
+    # judged on the rows the champion never trained on: the drifted week
+    assert decision["evaluated_on"] == "new data"
+    evaluated = registry.load_metadata(decision["version"])
+    (week,) = [Layout.of(cfg).feature_key(f["dest_key"]) for f in summary["files"]]
+    assert week in evaluated["holdout_keys"]
+    assert not set(evaluated["holdout_keys"]) & set(before_keys)
+    assert decision["comparison"]["n_rows"] == evaluated["n_holdout"] == 4000
+    assert decision["policy"]["gate"]["non_inferiority_margin"] == cfg.gate.non_inferiority_margin
+    assert (decision["deploy"], decision["rule"]) == (True, "non_inferior_after_change")
+    assert decision["reason"].startswith("deploy: data drifted"), decision["reason"]
+    champion = registry.champion()
+    assert champion.version == decision["serving_version"] != before.version
+    serving = registry.load_metadata(champion.version)
+    assert serving["refit_of"] == decision["version"]
+    assert serving["n_train"] == decision["training_rows"], "the refit saw every row"
+    assert summary["score"] == "success"
+    scored = {f["feature_key"]: f["rows"] for f in summary["predictions"]["files"]}
+    assert scored[week] == 4000, "the drifted week, scored by its refit"
 
 
 def test_a_corrupt_file_is_quarantined_and_nothing_is_retrained(stack, cfg, storage, explain):
@@ -188,38 +224,3 @@ def test_a_retraction_retrains_without_the_file_and_a_replay_brings_it_back(
         for dag_id in FOLLOWED:  # the replayed file goes the whole way again
             assert follow.wait_new_run(stack.api, dag_id, seen[dag_id], 600).state == "success"
     assert storage.exists(layout.landing_key(layout.name_in_partition(target))) is False
-
-
-def test_a_drifted_week_is_decided_by_the_policy_with_its_reasons(stack, cfg, storage, explain):
-    """Runs last: a week after a price change. The drift check finds it, the policy states why it
-    deploys (something changed, the challenger is non-inferior on the drifted rows), the refit on
-    every row is what serves, and the scoring DAG scores the drifted week with it."""
-    registry = ModelRegistry(storage, cfg.storage.models_prefix)
-    before = registry.champion()
-    before_keys = registry.load_metadata(before.version)["feature_keys"]
-    drifted = (DemoFile("drifted-week.csv", "drifted", "csv", 4000, 3),)
-    with explain():
-        summary = run_round(stack, cfg, storage, drifted, seed=70)
-    assert (summary["ingest"], summary["features"], summary["retrain"]) == ("success",) * 3
-    decision = summary["decision"]
-    drift = decision["drift"]
-    assert drift["data_drifted"] and drift["drifted"], drift.get("summary")
-    # judged on the rows the champion never trained on: the drifted week (and any file that
-    # arrived since the champion's deploy, e.g. one replayed under a held retrain)
-    assert decision["evaluated_on"] == "new data"
-    evaluated = registry.load_metadata(decision["version"])
-    (week,) = [Layout.of(cfg).feature_key(f["dest_key"]) for f in summary["files"]]
-    assert week in evaluated["holdout_keys"]
-    assert not set(evaluated["holdout_keys"]) & set(before_keys)
-    assert decision["comparison"]["n_rows"] == evaluated["n_holdout"] >= 4000
-    assert decision["policy"]["gate"]["non_inferiority_margin"] == cfg.gate.non_inferiority_margin
-    assert (decision["deploy"], decision["rule"]) == (True, "non_inferior_after_change")
-    assert decision["reason"].startswith("deploy: data drifted"), decision["reason"]
-    champion = registry.champion()
-    assert champion.version == decision["serving_version"] != before.version
-    serving = registry.load_metadata(champion.version)
-    assert serving["refit_of"] == decision["version"]
-    assert serving["n_train"] == decision["training_rows"], "the refit saw every row"
-    assert summary["score"] == "success"
-    scored = {f["feature_key"]: f["rows"] for f in summary["predictions"]["files"]}
-    assert scored[week] == 4000, "the drifted week, scored by its refit"
