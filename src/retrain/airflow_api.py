@@ -8,11 +8,16 @@ talks HTTP to whatever Airflow is running, local or remote.
 from __future__ import annotations
 
 import json
+import logging
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
+SERVER_ERROR_ATTEMPTS = 3  # a 5xx is tried again after 1 s, then 2 s
 
 
 class AirflowApiError(RuntimeError):
@@ -69,14 +74,20 @@ class AirflowApi:
             data, method = json.dumps(body).encode(), "POST"
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.read()
-        except urllib.error.HTTPError as exc:
-            text = exc.read().decode(errors="replace")[:500]
-            raise AirflowApiError(f"{method} {path}: HTTP {exc.code}: {text}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise AirflowApiError(f"{method} {path}: {exc}") from exc
+        for attempt in range(SERVER_ERROR_ATTEMPTS):
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return response.read()
+            except urllib.error.HTTPError as exc:
+                text = exc.read().decode(errors="replace")[:500]
+                if exc.code >= 500 and attempt + 1 < SERVER_ERROR_ATTEMPTS:
+                    log.warning("%s %s: HTTP %s, trying again: %s", method, path, exc.code, text)
+                    time.sleep(2**attempt)  # a busy metadata database (SQLite locked): transient
+                    continue
+                raise AirflowApiError(f"{method} {path}: HTTP {exc.code}: {text}") from exc
+            except (urllib.error.URLError, OSError) as exc:
+                raise AirflowApiError(f"{method} {path}: {exc}") from exc
+        raise AssertionError("unreachable")
 
     def get_json(self, path: str, **params: Any) -> Any:
         return json.loads(self._request(path, params))

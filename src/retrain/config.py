@@ -138,7 +138,7 @@ class GateConfig:
     min_metric: float = 0.6  # absolute floor: never deploy a model worse than this
     # After drift or a degraded champion, the challenger may trail the champion by at most this
     # much (the lower confidence bound of challenger - champion must be above -margin).
-    non_inferiority_margin: float = 0.01
+    non_inferiority_margin: float = 0.02
     # The champion counts as degraded when its metric on the newest data is this far below the
     # metric it had on its own holdout when it was trained.
     degradation_margin: float = 0.02

@@ -112,7 +112,7 @@ def test_missing_and_invalid_files(tmp_path):
 
 def test_the_deploy_policy_and_drift_settings_are_read_and_checked(raw):
     cfg = parse(raw)
-    assert cfg.gate.non_inferiority_margin == 0.01 and cfg.gate.bootstrap_rounds == 1000
+    assert cfg.gate.non_inferiority_margin == 0.02 and cfg.gate.bootstrap_rounds == 1000
     assert cfg.drift.rule == "share" and cfg.drift.bins == 10
     assert all(c.drift for c in cfg.dataset.columns)
     calendar = copy.deepcopy(raw)
