@@ -122,6 +122,9 @@ class IngestConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     holdout_fraction: float = 0.2  # the newest rows by time column
+    # with a champion: the newest share of the rows it never trained on that both models are
+    # judged on; the challenger learns from the rest of them (README, "The deploy decision")
+    new_data_holdout_fraction: float = 0.5
     num_boost_round: int = 300
     early_stopping_rounds: int = 30
     learning_rate: float = 0.05
@@ -400,6 +403,8 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: [ingest] validate_tasks must be at least 1")
     if not 0 < cfg.training.holdout_fraction < 1:
         raise ConfigError(f"{cfg.source}: [training] holdout_fraction must be in (0, 1)")
+    if not 0 < cfg.training.new_data_holdout_fraction < 1:
+        raise ConfigError(f"{cfg.source}: [training] new_data_holdout_fraction must be in (0, 1)")
     if not 0.5 <= cfg.gate.confidence < 1:
         raise ConfigError(f"{cfg.source}: [gate] confidence must be in [0.5, 1)")
     if cfg.gate.bootstrap_rounds < 100:

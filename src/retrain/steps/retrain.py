@@ -199,21 +199,36 @@ def _raw_keys_of(storage: S3Storage, cfg: Config, feature_keys: list[str]) -> li
     return [by_feature.get(k, k) for k in sorted(wanted)]
 
 
-# Fewer rows the champion never saw than this, and the challenger is judged on the newest
-# holdout_fraction by time instead (rows the champion may have trained on: that favours the
-# champion, so it can only make a deploy harder). A retrain after a retraction has none.
+# Fewer holdout rows than this among the rows the champion never saw, and the challenger is
+# judged on the newest holdout_fraction by time instead (rows the champion may have trained on:
+# that favours the champion, so it can only make a deploy harder). A retrain after a retraction
+# has none.
 MIN_NEW_ROWS = 100
 
 
-def newest_rows(ts: TrainingSet, cfg: Config, champion_keys: list[str] | None) -> np.ndarray | None:
-    """The rows from feature files the champion never trained on, when they can be the holdout
-    (enough of them, both classes there and in the rest); else None (the time holdout)."""
+def new_feature_keys(ts: TrainingSet, champion_keys: list[str] | None) -> tuple[str, ...]:
+    """The feature files of the training set that the champion never trained on."""
     if not champion_keys:
+        return ()
+    return tuple(sorted(set(ts.sources) - set(champion_keys)))
+
+
+def holdout_rows(ts: TrainingSet, cfg: Config, new_keys: tuple[str, ...]) -> np.ndarray | None:
+    """The rows both models are judged on: the newest ``new_data_holdout_fraction`` by time of
+    the rows from ``new_keys``. The challenger trains on the older rest of them, so it has seen
+    what changed, and on everything before; the champion has seen none of them. None (the time
+    holdout) when there are too few, or a part would miss a class."""
+    if not new_keys:
         return None
-    mask = ~ts.sources.isin(set(champion_keys)).to_numpy()
-    y = ts.frame[cfg.dataset.target].to_numpy()
-    if mask.sum() < MIN_NEW_ROWS or mask.all():
+    new = ts.sources.isin(set(new_keys)).to_numpy()
+    ds = cfg.dataset
+    order = ts.frame.loc[new].sort_values([ds.time_column, ds.id_column], kind="stable").index
+    n_holdout = round(len(order) * cfg.training.new_data_holdout_fraction)
+    if n_holdout < MIN_NEW_ROWS or n_holdout >= len(ts.frame):
         return None
+    mask = np.zeros(len(ts.frame), dtype=bool)
+    mask[ts.frame.index.get_indexer(order[len(order) - n_holdout :])] = True
+    y = ts.frame[ds.target].to_numpy()
     if len(set(y[mask])) < 2 or len(set(y[~mask])) < 2:
         return None
     return mask
@@ -227,13 +242,13 @@ class Challenger:
     n_train: int
     n_holdout: int
     holdout_start: str
-    # "new data": rows from feature files the champion never trained on; "time": the newest
-    # holdout_fraction (no champion, or too little new data)
+    # "new data": the newest rows from feature files the champion never trained on; "time":
+    # the newest holdout_fraction (no champion, or too little new data)
     evaluated_on: str = "time"
-    holdout_keys: tuple[str, ...] = ()  # the feature files forming the holdout ("new data")
+    new_keys: tuple[str, ...] = ()  # the feature files the champion never saw ("new data")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"holdout_keys": list(self.holdout_keys)}
+        return asdict(self) | {"new_keys": list(self.new_keys)}
 
 
 def train_challenger(storage: S3Storage, cfg: Config, feature_keys: list[str]) -> Challenger:
@@ -242,7 +257,8 @@ def train_challenger(storage: S3Storage, cfg: Config, feature_keys: list[str]) -
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     champion = registry.champion()
     champion_keys = registry.load_metadata(champion.version)["feature_keys"] if champion else None
-    newest = newest_rows(ts, cfg, champion_keys)
+    new_keys = new_feature_keys(ts, champion_keys)
+    newest = holdout_rows(ts, cfg, new_keys)
     result = train_model(ts.frame, cfg, newest=newest)
     train_part, _ = split_holdout(ts.frame, cfg.dataset, cfg.training.holdout_fraction, newest)
     version = registry.new_version()
@@ -254,7 +270,7 @@ def train_challenger(storage: S3Storage, cfg: Config, feature_keys: list[str]) -
         n_holdout=result.n_holdout,
         holdout_start=result.holdout_start,
         evaluated_on="time" if newest is None else "new data",
-        holdout_keys=() if newest is None else tuple(sorted(set(ts.sources[newest]))),
+        new_keys=() if newest is None else new_keys,
     )
     _save(
         registry,
@@ -331,9 +347,11 @@ def evaluate_and_decide(
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     ts = assemble_training_set(storage, cfg, feature_keys)
     meta = registry.load_metadata(version)
-    keys = set(meta.get("holdout_keys") or ())
-    newest = ts.sources.isin(keys).to_numpy() if keys else None
+    new_keys = tuple(meta.get("new_keys") or ())
+    newest = holdout_rows(ts, cfg, new_keys)
     _, holdout = split_holdout(ts.frame, cfg.dataset, cfg.training.holdout_fraction, newest)
+    # drift: every row the champion never saw (the holdout alone without a champion's news)
+    changed = ts.frame[ts.sources.isin(set(new_keys)).to_numpy()] if newest is not None else holdout
     y = holdout[cfg.dataset.target].to_numpy()
     challenger_model = Model.from_text(registry.load_model_text(version))
     challenger_scores = challenger_model.predict_proba(holdout)
@@ -359,10 +377,10 @@ def evaluate_and_decide(
         )
         drift = compare(
             registry.load_reference(champion.version),
-            holdout,
+            changed,
             cfg.dataset,
             cfg.drift,
-            scores=champion_scores,
+            scores=champion_scores if changed is holdout else champion_model.predict_proba(changed),
             importance=champion_model.importance(),
         )
         trained = (registry.load_metadata(champion.version).get("metrics") or {}).get(gate.metric)
@@ -439,7 +457,7 @@ def refit_for_serving(storage: S3Storage, cfg: Config, record: dict[str, Any]) -
         model,
         ts.frame,
         {
-            **{k: v for k, v in evaluated.items() if k not in ("created_at", "holdout_keys")},
+            **{k: v for k, v in evaluated.items() if k not in ("created_at", "new_keys")},
             "refit_of": record["version"],
             "n_train": len(ts.frame),
             "n_holdout": 0,
