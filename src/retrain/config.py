@@ -125,6 +125,12 @@ class TrainingConfig:
     # with a champion: the newest share of the rows it never trained on that both models are
     # judged on; the challenger learns from the rest of them (README, "The deploy decision")
     new_data_holdout_fraction: float = 0.5
+    # The training window, newest first (0: no limit): the feature files of the files that
+    # arrived on the newest arrival day and the window_days - 1 days before it, and/or the
+    # newest files until window_rows rows. A retrain's cost follows the window, not history.
+    window_days: int = 0
+    window_rows: int = 0
+    memory_budget_mb: int = 1024  # what a training task may use; reads are batched to fit it
     num_boost_round: int = 300
     early_stopping_rounds: int = 30
     learning_rate: float = 0.05
@@ -403,6 +409,11 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: [ingest] validate_tasks must be at least 1")
     if not 0 < cfg.training.holdout_fraction < 1:
         raise ConfigError(f"{cfg.source}: [training] holdout_fraction must be in (0, 1)")
+    for name in ("window_days", "window_rows"):
+        if getattr(cfg.training, name) < 0:
+            raise ConfigError(f"{cfg.source}: [training] {name} must be 0 (no limit) or more")
+    if cfg.training.memory_budget_mb < 256:
+        raise ConfigError(f"{cfg.source}: [training] memory_budget_mb must be at least 256")
     if not 0 < cfg.training.new_data_holdout_fraction < 1:
         raise ConfigError(f"{cfg.source}: [training] new_data_holdout_fraction must be in (0, 1)")
     if not 0.5 <= cfg.gate.confidence < 1:

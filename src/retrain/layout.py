@@ -115,6 +115,12 @@ class Layout:
         return rest.partition("/")[2]
 
     @staticmethod
+    def ingest_day_of(key: str) -> str | None:
+        """``.../ingest_date=2026-11-30/batch=B/a.csv`` -> ``"2026-11-30"`` (the arrival day)."""
+        match = re.search(r"(?:^|/)ingest_date=(\d{4}-\d{2}-\d{2})/", key)
+        return match.group(1) if match else None
+
+    @staticmethod
     def batch_of(key: str) -> str | None:
         _, mark, rest = key.partition("/" + BATCH_MARK)
         return rest.partition("/")[0] if mark else None

@@ -182,6 +182,10 @@ class S3Storage:
         except ObjectNotFound:
             return None
 
+    def head_metadata(self, key: str) -> dict[str, str]:
+        """The object's S3 user metadata (names lower-case, without x-amz-meta-)."""
+        return dict(self._call("head", key, self.client.head_object, Key=key).get("Metadata", {}))
+
     def exists(self, key: str) -> bool:
         return self.head_etag(key) is not None
 
@@ -203,8 +207,9 @@ class S3Storage:
         content_type: str | None = None,
         if_none_match: bool = False,
         if_match: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> str:
-        """Write ``data``; return the new ETag.
+        """Write ``data``; return the new ETag. ``metadata``: S3 user metadata (x-amz-meta-*).
 
         ``if_none_match``: only create, never overwrite. ``if_match``: only replace the object
         whose ETag is given. A lost race raises ``PreconditionFailed``; so does ``if_match`` on a
@@ -214,6 +219,8 @@ class S3Storage:
             raise ValueError("if_none_match and if_match are mutually exclusive")
         kwargs: dict[str, Any] = {"Key": key, "Body": data}
         kwargs["ContentType"] = content_type or content_type_for(key)
+        if metadata:
+            kwargs["Metadata"] = metadata
         if if_none_match:
             kwargs["IfNoneMatch"] = "*"
         if if_match is not None:
@@ -293,10 +300,14 @@ class S3Storage:
     def read_parquet(self, key: str) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(self.get_bytes(key)))
 
-    def write_parquet(self, key: str, df: pd.DataFrame) -> str:
+    def write_parquet(
+        self, key: str, df: pd.DataFrame, *, metadata: dict[str, str] | None = None
+    ) -> str:
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
-        return self.put_bytes(key, buf.getvalue(), content_type=_CONTENT_TYPES[".parquet"])
+        return self.put_bytes(
+            key, buf.getvalue(), content_type=_CONTENT_TYPES[".parquet"], metadata=metadata
+        )
 
     def upload_dir(self, local_dir: Path, prefix: str) -> int:
         """Upload every file under ``local_dir`` to ``prefix`` + relative path; return the count."""

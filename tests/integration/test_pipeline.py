@@ -161,3 +161,36 @@ def test_a_file_that_crashes_the_gate_is_quarantined_not_retried_forever(
     assert "validation crashed" in outcome.reason and "boom in the gate" in outcome.reason
     assert storage.exists(outcome.report_key) and storage.exists(outcome.dest_key)
     assert storage.list_objects("landing/") == []
+
+
+def test_a_rows_window_trains_on_the_newest_files_and_a_snapshot_trains_the_same_model(
+    storage: S3Storage, cfg
+) -> None:
+    files = [
+        _land(storage, cfg, name, "normal", rows, seed=seed, days=seed)
+        for name, rows, seed in (("w1.csv", 3000, 1), ("w2.csv", 1500, 2), ("w3.csv", 1500, 3))
+    ]
+    ingest.ingest_batch(storage, cfg, files, batch_id="b1")
+    features.build_features_for_new_raw(storage, cfg)
+    every = retrain.pinned_feature_keys(storage, cfg)
+    assert [k.rsplit("/", 1)[1] for k in every] == [
+        "w1.csv.parquet",
+        "w2.csv.parquet",
+        "w3.csv.parquet",
+    ]
+    windowed = replace(cfg, training=replace(cfg.training, window_rows=2000))
+    keys = retrain.pinned_feature_keys(storage, windowed)
+    assert keys == every[1:], "the newest files until 2,000 rows: 1,500 + 1,500"
+    assert storage.head_metadata(keys[0])[features.ROWS_METADATA] == "1500"
+    checked = retrain.check_training_set(storage, windowed, run_name="window")
+    assert checked.feature_keys == keys and checked.rows == 3000
+    registry = ModelRegistry(storage, cfg.storage.models_prefix)
+    first, second = (retrain.train_challenger(storage, windowed, list(keys)) for _ in range(2))
+    assert first.n_train + first.n_holdout == 3000
+    snap = registry.load_metadata(first.version)["snapshot"]
+    assert snap == registry.load_metadata(second.version)["snapshot"]
+    assert snap["files"] == [{"key": k, "etag": storage.head_etag(k).strip('"')} for k in keys]
+    assert snap["seed"] == cfg.training.seed and snap["libraries"]["lightgbm"]
+    assert len(snap["config_sha256"]) == 64
+    # the same snapshot, config and seed: the same model, tree for tree
+    assert registry.load_model_text(first.version) == registry.load_model_text(second.version)

@@ -96,9 +96,19 @@ def test_bad_prefix_is_rejected(raw):
         parse(raw, env={"RETRAIN__STORAGE__LANDING_PREFIX": "/landing/"})
 
 
-def test_holdout_fraction_range(raw):
-    with pytest.raises(ConfigError, match="holdout_fraction"):
-        parse(raw, env={"RETRAIN__TRAINING__HOLDOUT_FRACTION": "1.0"})
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("HOLDOUT_FRACTION", "1.0"),
+        ("NEW_DATA_HOLDOUT_FRACTION", "0"),
+        ("WINDOW_DAYS", "-1"),
+        ("WINDOW_ROWS", "-5"),
+        ("MEMORY_BUDGET_MB", "64"),
+    ],
+)
+def test_training_ranges(raw, key, value):
+    with pytest.raises(ConfigError, match=key.lower()):
+        parse(raw, env={f"RETRAIN__TRAINING__{key}": value})
 
 
 def test_missing_and_invalid_files(tmp_path):

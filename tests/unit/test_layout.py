@@ -18,6 +18,8 @@ def test_raw_quarantine_and_feature_keys_share_the_partition() -> None:
     assert L.feature_key(raw) == "features/ingest_date=2026-11-23/batch=abc123/sub/a.csv.gz.parquet"
     assert L.retracted_key(raw) == "quarantine/ingest_date=2026-11-23/batch=abc123/sub/a.csv.gz"
     assert L.name_in_partition(raw) == "sub/a.csv.gz" and L.batch_of(raw) == "abc123"
+    assert L.ingest_day_of(raw) == L.ingest_day_of(L.feature_key(raw)) == "2026-11-23"
+    assert L.ingest_day_of("raw/sub/ingest_date=nope/a.csv") is None
     q = L.quarantine_key("x.csv", "2026-11-23", "b")
     assert L.report_key(q) == q + ".report.json"
 

@@ -139,31 +139,3 @@ def test_metrics_as_dict(result):
     d = result.metrics.as_dict()
     assert set(d) == {"auc", "logloss", "average_precision", "positive_rate", "n_rows"}
     assert d["auc"] == result.metrics.auc
-
-
-def _training_set(frames: dict[str, pd.DataFrame]):
-    from retrain.steps.retrain import TrainingSet
-
-    frame = pd.concat(frames.values(), ignore_index=True)
-    sources = pd.Series(np.repeat(list(frames), [len(f) for f in frames.values()]))
-    return TrainingSet(frame=frame, sources=sources, replaced_rows=0)
-
-
-def test_the_holdout_is_the_newest_part_of_what_the_champion_never_saw():
-    from retrain.steps.retrain import holdout_rows, new_feature_keys
-
-    old = build_features(generate(3000, seed=1, start=datetime(2025, 1, 1)), DS)
-    new = build_features(generate(1000, seed=2, start=datetime(2025, 1, 8)), DS)
-    ts = _training_set({"f/old.parquet": old, "f/new.parquet": new})
-    keys = new_feature_keys(ts, ["f/old.parquet"])
-    assert keys == ("f/new.parquet",)
-    mask = holdout_rows(ts, CFG, keys)
-    assert mask is not None and mask.sum() == round(1000 * CFG.training.new_data_holdout_fraction)
-    held, rest = ts.frame[mask], ts.frame[~mask & (ts.sources == "f/new.parquet").to_numpy()]
-    # only new rows, and the newest of them: the challenger trains on the older rest
-    assert set(ts.sources[mask]) == {"f/new.parquet"} and len(rest) == 1000 - mask.sum()
-    assert held[DS.time_column].min() >= rest[DS.time_column].max()
-    # no champion, or too few new rows: the time holdout
-    assert new_feature_keys(ts, None) == () and holdout_rows(ts, CFG, ()) is None
-    few = _training_set({"f/old.parquet": old, "f/new.parquet": new.iloc[:150]})
-    assert holdout_rows(few, CFG, ("f/new.parquet",)) is None

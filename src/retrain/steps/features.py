@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,21 @@ from retrain.storage import S3Storage
 from retrain.tables import coerce_types, read_table
 
 log = logging.getLogger(__name__)
+
+# S3 user metadata on each feature file: its row count, so a training window by rows reads
+# one HEAD per file in the window instead of every file
+ROWS_METADATA = "rows"
+
+
+def feature_rows(storage: S3Storage, key: str) -> int:
+    """The row count of a feature file: its metadata, or (written before it existed) the
+    Parquet footer of the file."""
+    rows = storage.head_metadata(key).get(ROWS_METADATA)
+    if rows is not None:
+        return int(rows)
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(io.BytesIO(storage.get_bytes(key))).metadata.num_rows
 
 
 @dataclass(frozen=True)
@@ -43,7 +59,7 @@ def build_features_for_new_raw(storage: S3Storage, cfg: Config) -> FeatureBuild:
             read_table(storage.get_bytes(obj.key), obj.key, cfg.dataset), cfg.dataset
         )
         table = build_features(typed, cfg.dataset)
-        storage.write_parquet(target, table)
+        storage.write_parquet(target, table, metadata={ROWS_METADATA: str(len(table))})
         written.append(target)
         rows += len(table)
         log.info("features: %s -> %s (%d rows)", obj.key, target, len(table))

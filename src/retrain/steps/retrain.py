@@ -7,9 +7,13 @@ them the same way, so the gate, the training and the evaluation see the same tab
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import logging
+import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -25,6 +29,7 @@ from retrain.evaluation import Comparison, compare_models
 from retrain.history import Entry, History
 from retrain.layout import Layout
 from retrain.registry import ChampionChanged, ModelRegistry
+from retrain.steps.features import feature_rows
 from retrain.steps.reporting import champion_history, publish_index
 from retrain.storage import S3Storage
 from retrain.training import Metrics, Model, evaluate, refit, split_holdout, train_model
@@ -46,14 +51,46 @@ class TrainingSet:
     frame: pd.DataFrame
     sources: pd.Series
     replaced_rows: int  # rows an upsert replaced by a newer row with the same id
+    etags: tuple[str, ...] = ()  # of the feature files as read, in key order
 
 
 def pinned_feature_keys(storage: S3Storage, cfg: Config) -> tuple[str, ...]:
-    """Every feature file, oldest first (ingest order decides which row an upsert keeps)."""
+    """The feature files of a training run, oldest first (ingest order decides which row an
+    upsert keeps): every file, or the ``[training]`` window's."""
     objects = [
         o for o in storage.list_objects(cfg.storage.features_prefix) if o.key.endswith(".parquet")
     ]
-    return tuple(o.key for o in sorted(objects, key=lambda o: (o.last_modified, o.key)))
+    keys = tuple(o.key for o in sorted(objects, key=lambda o: (o.last_modified, o.key)))
+    tc = cfg.training
+    return training_window(
+        keys,
+        days=tc.window_days,
+        rows=tc.window_rows,
+        rows_of=lambda key: feature_rows(storage, key),
+    )
+
+
+def training_window(
+    keys: tuple[str, ...], *, days: int, rows: int, rows_of: Callable[[str], int]
+) -> tuple[str, ...]:
+    """The newest of ``keys`` (oldest first) within the window; 0 means no limit. ``days``: the
+    files that arrived on the newest arrival day or the ``days - 1`` days before it (the
+    ``ingest_date`` of their keys). ``rows``: the newest files until at least that many rows
+    (whole files; ``rows_of`` is asked only about files inside the day window, newest first)."""
+    chosen = list(keys)
+    if days and chosen:
+        arrival = [Layout.ingest_day_of(k) for k in chosen]
+        newest = max(d for d in arrival if d is not None) if any(arrival) else None
+        if newest is not None:
+            first = (date.fromisoformat(newest) - timedelta(days=days - 1)).isoformat()
+            chosen = [k for k, d in zip(chosen, arrival, strict=True) if d is None or d >= first]
+    if rows:
+        total, start = 0, len(chosen)
+        while start > 0 and total < rows:
+            start -= 1
+            total += rows_of(chosen[start])
+        chosen = chosen[start:]
+    return tuple(chosen)
 
 
 def assemble_training_set(
@@ -61,7 +98,10 @@ def assemble_training_set(
 ) -> TrainingSet:
     """Concatenate the feature files in the given order; under ``duplicate_ids = "upsert"`` keep
     the newest row per id (latest time column; on a tie, the later file)."""
-    frames = [storage.read_parquet(k) for k in keys]
+    read = [storage.get_bytes_with_etag(k) for k in keys]
+    frames = [pd.read_parquet(io.BytesIO(data)) for data, _ in read]
+    etags = tuple(etag.strip('"') for _, etag in read)
+    del read
     sources = pd.Series(
         [k for k, f in zip(keys, frames, strict=True) for _ in range(len(f))], dtype=object
     )
@@ -76,7 +116,26 @@ def assemble_training_set(
         df, sources = df.loc[kept].reset_index(drop=True), sources.loc[kept].reset_index(drop=True)
         if replaced:
             log.info("upsert: %d row(s) replaced by newer rows with the same id", replaced)
-    return TrainingSet(frame=df, sources=sources, replaced_rows=replaced)
+    return TrainingSet(frame=df, sources=sources, replaced_rows=replaced, etags=etags)
+
+
+def snapshot(ts: TrainingSet, keys: list[str] | tuple[str, ...], cfg: Config) -> dict[str, Any]:
+    """What a model was trained from, to train it again: the feature files and their ETags, a
+    hash of the config, the library versions and the seed (the same snapshot gives the same
+    model: training is single-configuration, seeded and ``deterministic``)."""
+    from importlib.metadata import version
+
+    settings = {k: v for k, v in asdict(cfg).items() if k != "source"}
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return {
+        "files": [{"key": k, "etag": e} for k, e in zip(keys, ts.etags, strict=True)],
+        "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "libraries": {
+            "python": platform.python_version(),
+            **{name: version(name) for name in ("lightgbm", "numpy", "pandas", "pyarrow")},
+        },
+        "seed": cfg.training.seed,
+    }
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -281,6 +340,7 @@ def train_challenger(storage: S3Storage, cfg: Config, feature_keys: list[str]) -
         {
             **challenger.as_dict(),
             "feature_keys": list(feature_keys),
+            "snapshot": snapshot(ts, feature_keys, cfg),
         },
     )
     log.info("challenger %s (%s holdout): %s", version, challenger.evaluated_on, challenger.metrics)
@@ -459,6 +519,7 @@ def refit_for_serving(storage: S3Storage, cfg: Config, record: dict[str, Any]) -
         {
             **{k: v for k, v in evaluated.items() if k not in ("created_at", "new_keys")},
             "refit_of": record["version"],
+            "snapshot": snapshot(ts, evaluated["feature_keys"], cfg),
             "n_train": len(ts.frame),
             "n_holdout": 0,
         },
