@@ -16,7 +16,6 @@ benchmarks/results/end_to_end.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from machine import describe  # noqa: E402
+from machine import describe, save_result  # noqa: E402
 
 TIMEOUT = 1800.0
 
@@ -142,19 +141,15 @@ def main() -> None:
         a, b = baseline["stages_s"].get(name), big["stages_s"].get(name)
         print(f"{name:40} {a if a is not None else '-':>10} {b if b is not None else '-':>10}")
     print(f"{'total, upload -> decision':40} {baseline['total_s']:>10} {big['total_s']:>10}")
-    out = ROOT / "benchmarks" / "results" / "end_to_end.json"
-    out.write_text(
-        json.dumps(
-            {
-                "first_model": first,
-                "baseline": baseline,
-                "runs": [big],
-                "target_s": 90,
-                "machine": describe("apache-airflow", "lightgbm", "great-expectations"),
-            },
-            indent=2,
-        )
-        + "\n"
+    out = save_result(
+        "end_to_end",
+        {
+            "first_model": first,
+            "baseline": baseline,
+            "runs": [big],
+            "target_s": 90,
+            "machine": describe("apache-airflow", "lightgbm", "great-expectations"),
+        },
     )
     print(f"saved {out.relative_to(ROOT)}")
 

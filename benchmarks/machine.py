@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from datetime import UTC, datetime
@@ -26,3 +27,10 @@ def describe(*packages: str, **extra: Any) -> dict[str, Any]:
         **{name: version(name) for name in packages},
         **extra,
     }
+
+
+def save_result(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (indented, newline-terminated); return its path."""
+    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    return out
