@@ -23,6 +23,7 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM)  ## ruff, then the whole pytest suite (unit, validation, integration, DAGs, end-to-end)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MAKE) --no-print-directory checkov
 	@rest_log=$$(mktemp); \
 	$(BIN)/pytest -m "not e2e" > $$rest_log 2>&1 & rest=$$!; \
 	$(BIN)/pytest -m e2e; e2e=$$?; \
@@ -30,6 +31,21 @@ test: $(STAMP) $(CHROMIUM)  ## ruff, then the whole pytest suite (unit, validati
 	echo "--- the rest of the suite (unit, validation, integration, DAGs), run beside it:"; \
 	cat $$rest_log; rm -f $$rest_log; \
 	test $$e2e -eq 0 && test $$other -eq 0
+
+# checkov over terraform/ must report zero failed checks. It runs from its own environment,
+# .venv-tools, built from requirements-tools.lock (hashes checked) and rebuilt when that changes,
+# so its many dependencies never touch .venv. A skipped check carries its reason in the .tf file.
+TOOLS := .venv-tools
+.PHONY: checkov
+checkov: $(STAMP)  ## static security checks of terraform/ (checkov, in its own venv)
+	@stamp=$(TOOLS)/.installed-$$(cksum < requirements-tools.lock | cut -d' ' -f1); \
+	if [ ! -f $$stamp ]; then \
+	  rm -rf $(TOOLS) && \
+	  $(BIN)/uv venv --quiet --python $(BIN)/python $(TOOLS) && \
+	  $(BIN)/uv pip sync --quiet --require-hashes --python $(TOOLS)/bin/python requirements-tools.lock && \
+	  touch $$stamp || exit 1; \
+	fi
+	$(TOOLS)/bin/checkov --directory terraform --framework terraform --quiet --compact --skip-download
 
 venv: $(STAMP)
 
@@ -50,4 +66,4 @@ format:
 	$(BIN)/ruff check --fix .
 
 clean: stop
-	rm -rf $(VENV) .stack .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .stack .pytest_cache .ruff_cache

@@ -178,8 +178,19 @@ class DriftConfig:
 @dataclass(frozen=True)
 class OrchestrationConfig:
     aws_conn_id: str = "retrain_s3"
-    poll_interval: float = 5.0  # seconds between listings of landing/ in the triggerer
-    settle_seconds: float = 5.0  # landing/ must be unchanged this long before a batch is taken
+    # How the landing trigger waits (triggers/landing.py), in seconds. While landing/ is empty
+    # the pause between listings doubles from poll_interval up to idle_poll_interval (one LIST
+    # request each: 86,400 a day at 1 s, about $0.43 a day on S3 Standard; raise it where a few
+    # seconds of latency matter less); any change brings it back to poll_interval.
+    poll_interval: float = 0.5  # the fast pause, while files are arriving
+    idle_poll_interval: float = 1.0  # the backoff ceiling while idle (below poll_interval: none)
+    settle_seconds: float = 0.5  # the quiet period: landing/ unchanged this long -> take the batch
+    # A listing that never stays quiet (a steady trickle) is taken this long after its first file
+    # was seen.
+    max_settle_seconds: float = 30.0
+    # At most this many files per batch (taken at once when reached), the oldest first; the rest
+    # wait for the next run. 0: no limit.
+    max_batch_files: int = 500
     wait_timeout_hours: float = 168.0
     task_retries: int = 2
     task_timeout_minutes: float = 30.0
@@ -407,6 +418,18 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f'{cfg.source}: [alerts] notifier = "sns" needs sns_topic_arn')
     if cfg.ingest.validate_tasks < 1:
         raise ConfigError(f"{cfg.source}: [ingest] validate_tasks must be at least 1")
+    orch = cfg.orchestration
+    for name in ("poll_interval", "idle_poll_interval"):
+        if getattr(orch, name) <= 0:
+            raise ConfigError(f"{cfg.source}: [orchestration] {name} must be above 0")
+    if orch.settle_seconds < 0 or orch.max_settle_seconds < orch.settle_seconds:
+        raise ConfigError(
+            f"{cfg.source}: [orchestration] needs 0 <= settle_seconds <= max_settle_seconds"
+        )
+    if orch.max_batch_files < 0:
+        raise ConfigError(
+            f"{cfg.source}: [orchestration] max_batch_files must be 0 (no limit) or more"
+        )
     if not 0 < cfg.training.holdout_fraction < 1:
         raise ConfigError(f"{cfg.source}: [training] holdout_fraction must be in (0, 1)")
     for name in ("window_days", "window_rows"):

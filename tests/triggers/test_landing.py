@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from retrain.config import IngestConfig
+import triggers.landing as landing
+from retrain.config import ConfigError, IngestConfig, parse_config
 from retrain.s3server import S3Server
 from retrain.storage import S3Storage
-from triggers.landing import LandingSensor, LandingTrigger
+from triggers.landing import STARTUP_GRACE_S, LandingSensor, LandingTrigger, Pace
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 CONN_ID = "landing_test"
 PATTERNS = IngestConfig().ignore_patterns
@@ -38,15 +44,18 @@ def connection(monkeypatch: pytest.MonkeyPatch, s3_server: S3Server) -> str:
     return CONN_ID
 
 
-def _trigger(storage: S3Storage, settle: float = 0.6, grace: float = 0.0) -> LandingTrigger:
+def _trigger(
+    storage: S3Storage, settle: float = 0.6, grace: float = 0.0, **kwargs
+) -> LandingTrigger:
     return LandingTrigger(
         bucket=storage.bucket,
         prefix="landing/",
         aws_conn_id=CONN_ID,
-        poll_interval=0.1,
+        poll_interval=kwargs.pop("poll_interval", 0.1),
         settle_seconds=settle,
         ignore_patterns=PATTERNS,
         startup_grace=grace,
+        **kwargs,
     )
 
 
@@ -67,13 +76,50 @@ def test_serializes_to_its_import_path_and_kwargs() -> None:
         poll_interval=2.0,
         settle_seconds=3.0,
         ignore_patterns=("*.part", ".*"),
+        idle_poll_interval=20.0,
+        max_settle_seconds=40.0,
+        max_batch_files=7,
     )
     path, kwargs = trigger.serialize()
     assert path == "triggers.landing.LandingTrigger"
     assert kwargs["ignore_patterns"] == ["*.part", ".*"]  # JSON-friendly in the trigger table
+    assert (kwargs["idle_poll_interval"], kwargs["max_settle_seconds"]) == (20.0, 40.0)
+    assert kwargs["max_batch_files"] == 7
     json.dumps(kwargs)
     assert LandingTrigger(**kwargs).serialize() == (path, kwargs)
     assert LandingTrigger(**kwargs).ignore_patterns == ("*.part", ".*")
+
+
+# What the first version stored in Airflow's trigger table (its serialize(), verbatim): a
+# trigger deferred before an upgrade is re-created from this by the new triggerer.
+FIRST_VERSION_KWARGS = {
+    "bucket": "b",
+    "prefix": "landing/",
+    "aws_conn_id": "c",
+    "poll_interval": 5.0,
+    "settle_seconds": 5.0,
+    "startup_grace": 10.0,
+    "ignore_patterns": [".*", "*.part"],
+}
+
+
+def test_a_trigger_serialized_by_the_first_version_keeps_its_timing() -> None:
+    trigger = LandingTrigger(**FIRST_VERSION_KWARGS)
+    _, kwargs = trigger.serialize()
+    assert {k: kwargs[k] for k in FIRST_VERSION_KWARGS} == FIRST_VERSION_KWARGS
+    pace = Pace(trigger, started=0.0)
+    # no backoff below its own poll, the same quiet period, the same grace
+    assert (pace.poll, pace.idle, pace.settle, pace.grace_ends) == (5.0, 5.0, 5.0, 10.0)
+    assert pace.max_batch == 0  # no cap: the whole listing, as before
+
+
+def test_a_first_version_trigger_fires_on_the_real_server(connection, storage: S3Storage) -> None:
+    old = {**FIRST_VERSION_KWARGS, "bucket": storage.bucket, "aws_conn_id": CONN_ID}
+    old |= {"poll_interval": 0.1, "settle_seconds": 0.3, "startup_grace": 0.0}
+    storage.put_bytes("landing/old.csv", b"a,b\n1,2\n")
+    payload = asyncio.run(_first_event(LandingTrigger(**old), timeout=20))
+    assert [f["key"] for f in payload["files"]] == ["landing/old.csv"]
+    assert payload["status"] == "success"
 
 
 def test_sensor_hands_its_ignore_patterns_to_the_trigger() -> None:
@@ -199,3 +245,264 @@ def test_files_waiting_at_start_fire_only_after_the_startup_grace(
     payload = asyncio.run(_first_event(_trigger(storage, settle=0.1, grace=1.5), timeout=20))
     assert time.monotonic() - start >= 1.5
     assert [f["key"] for f in payload["files"]] == ["landing/waiting.csv"]
+
+
+# -- how the new trigger paces itself --------------------------------------------------------
+
+BODY = b"a,b\n1,2\n"
+
+
+def _listed(key: str, when: str = "2026-11-11T00:00:00+00:00") -> tuple[str, str, int, str]:
+    return (key, "e", 8, when)
+
+
+@pytest.fixture
+def listings(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, int]]:
+    """(monotonic time, number of files) of every listing the trigger takes."""
+    seen: list[tuple[float, int]] = []
+    real = landing.list_landing
+
+    async def recording(*args, **kwargs):
+        listing = await real(*args, **kwargs)
+        seen.append((time.monotonic(), len(listing)))
+        return listing
+
+    monkeypatch.setattr(landing, "list_landing", recording)
+    return seen
+
+
+async def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def test_pace_backs_off_while_idle_and_ends_the_quiet_period_on_time() -> None:
+    trigger = LandingTrigger(
+        bucket="b",
+        prefix="landing/",
+        aws_conn_id="c",
+        poll_interval=0.5,
+        idle_poll_interval=4.0,
+        settle_seconds=0.7,
+        startup_grace=0.0,
+    )
+    pace, now, pauses = Pace(trigger, started=0.0), 0.0, []
+    for _ in range(6):
+        assert pace.observe((), now) == ""
+        pauses.append(pace.next_pause(now))
+        now += pauses[-1]
+    assert pauses == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]  # doubling up to the idle ceiling
+    arrived = (_listed("landing/a.csv"),)
+    assert pace.observe(arrived, now) == ""  # a change: fast again, the quiet period starts
+    assert pace.next_pause(now) == 0.5
+    assert pace.observe(arrived, now + 0.5) == ""
+    assert pace.next_pause(now + 0.5) == pytest.approx(0.2)  # cut to end the quiet period
+    assert pace.observe(arrived, now + 0.7) == "quiet"
+
+
+def test_take_batch_takes_the_oldest_first_then_by_key() -> None:
+    listing = [
+        _listed("landing/a.csv", "2026-11-11T00:00:02+00:00"),
+        _listed("landing/b.csv", "2026-11-11T00:00:00.500000+00:00"),
+        _listed("landing/c.csv", "2026-11-11T00:00:01+00:00"),
+        _listed("landing/d.csv", "2026-11-11T00:00:01+00:00"),
+    ]
+    assert [k for k, *_ in landing.take_batch(listing, 3)] == [
+        "landing/b.csv",
+        "landing/c.csv",
+        "landing/d.csv",
+    ]
+    assert len(landing.take_batch(listing, 0)) == len(landing.take_batch(listing, 9)) == 4
+
+
+def test_backs_off_while_idle_and_polls_fast_once_files_arrive(
+    connection, storage: S3Storage, listings: list[tuple[float, int]]
+) -> None:
+    trigger = _trigger(storage, settle=0.5, poll_interval=0.05, idle_poll_interval=0.4)
+
+    async def scenario() -> tuple[float, float, dict]:
+        task = asyncio.create_task(_first_event(trigger, timeout=20))
+        await _until(lambda: len(listings) >= 7, 10, "seven idle listings")
+        storage.put_bytes("landing/a.csv", BODY)
+        put_at = time.monotonic()
+        payload = await task
+        return put_at, time.monotonic(), payload
+
+    put_at, fired_at, payload = asyncio.run(scenario())
+    assert [f["key"] for f in payload["files"]] == ["landing/a.csv"]
+    idle = [t for t, n in listings if t < put_at]
+    gaps = [b - a for a, b in itertools.pairwise(idle)]
+    assert gaps[0] < 0.2, f"the first pause is the fast one: {gaps}"
+    assert 0.35 <= gaps[-1] < 0.8, f"backed off to the 0.4 s ceiling: {gaps}"
+    busy = [t for t, n in listings if n]
+    busy_gaps = [b - a for a, b in itertools.pairwise(busy)]
+    assert len(busy) >= 4 and max(busy_gaps) < 0.2, f"fast while files wait: {busy_gaps}"
+    # noticed within one idle pause, then taken after the 0.5 s quiet period
+    assert 0.5 <= fired_at - put_at < 0.4 + 0.5 + 1.0
+
+
+def test_a_burst_is_one_batch_taken_soon_after_its_last_upload(
+    connection, storage: S3Storage
+) -> None:
+    trigger = _trigger(storage, settle=0.5, poll_interval=0.05, idle_poll_interval=0.2)
+
+    async def scenario() -> tuple[float, float, bool, dict]:
+        task = asyncio.create_task(_first_event(trigger, timeout=20))
+        for i in range(5):  # 0.15 s apart: shorter than the quiet period
+            storage.put_bytes(f"landing/burst-{i}.csv", BODY)
+            done, _ = await asyncio.wait({task}, timeout=0.15)
+        last_put = time.monotonic()
+        fired_early = bool(done)
+        payload = await task
+        return last_put, time.monotonic(), fired_early, payload
+
+    last_put, fired_at, fired_early, payload = asyncio.run(scenario())
+    assert not fired_early
+    assert [f["key"] for f in payload["files"]] == [f"landing/burst-{i}.csv" for i in range(5)]
+    assert payload["reason"] == "quiet" and payload["left"] == 0
+    assert 0.5 - 0.15 <= fired_at - last_put < 0.5 + 1.0  # the last upload + the quiet period
+
+
+def test_a_steady_trickle_is_taken_at_the_maximum_wait(connection, storage: S3Storage) -> None:
+    trigger = _trigger(
+        storage, settle=0.5, poll_interval=0.05, idle_poll_interval=0.1, max_settle_seconds=1.5
+    )
+
+    async def scenario() -> tuple[float, float, int, dict]:
+        task = asyncio.create_task(_first_event(trigger, timeout=20))
+        first_put, n = 0.0, 0
+        while not task.done():  # a new file every 0.2 s: never 0.5 s quiet
+            assert n < 50, "the trickle was never cut"
+            storage.put_bytes(f"landing/t-{n:03d}.csv", BODY)
+            first_put, n = first_put or time.monotonic(), n + 1
+            await asyncio.wait({task}, timeout=0.2)
+        return first_put, time.monotonic(), n, await task
+
+    first_put, fired_at, uploaded, payload = asyncio.run(scenario())
+    assert payload["reason"] == "max_settle"
+    assert 1.5 <= fired_at - first_put < 1.5 + 1.0
+    taken = [f["key"] for f in payload["files"]]
+    assert 5 <= len(taken) <= uploaded
+    assert taken == [f"landing/t-{i:03d}.csv" for i in range(len(taken))]
+
+
+def test_a_full_batch_is_taken_at_once_oldest_first(connection, storage: S3Storage) -> None:
+    for key in ("landing/z-old-1.csv", "landing/z-old-2.csv"):
+        storage.put_bytes(key, BODY)
+    old = max(o.last_modified for o in storage.iter_objects("landing/"))
+
+    async def next_second() -> None:  # S3 times have whole seconds: the new files come later
+        await _until(lambda: datetime.now(UTC) >= old + timedelta(seconds=1), 5, "a new second")
+
+    asyncio.run(next_second())
+    for i in (1, 2, 3):
+        storage.put_bytes(f"landing/a-new-{i}.csv", BODY)
+    assert min(o.last_modified for o in storage.iter_objects("landing/a-")) > old
+    trigger = _trigger(storage, settle=30.0, max_settle_seconds=60.0, max_batch_files=3)
+    start = time.monotonic()
+    payload = asyncio.run(_first_event(trigger, timeout=20))
+    assert time.monotonic() - start < 5, "full: taken without waiting for the quiet period"
+    assert [f["key"] for f in payload["files"]] == [
+        "landing/a-new-1.csv",
+        "landing/z-old-1.csv",
+        "landing/z-old-2.csv",
+    ]
+    assert (payload["reason"], payload["left"]) == ("full", 2)
+
+
+def test_the_sensor_starts_in_the_triggerer_without_the_startup_grace() -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    timing = {
+        "poll_interval": 0.3,
+        "idle_poll_interval": 3.0,
+        "settle_seconds": 0.7,
+        "max_settle_seconds": 9.0,
+        "max_batch_files": 11,
+    }
+    common = {"bucket": "b", "prefix": "landing/", "aws_conn_id": "c", **timing}
+    sensor = LandingSensor(task_id="wait", wait_timeout=timedelta(hours=2), **common)
+    assert sensor.start_from_trigger
+    args = sensor.start_trigger_args
+    assert args.trigger_cls == "triggers.landing.LandingTrigger"
+    assert (args.next_method, args.timeout) == ("execute_complete", timedelta(hours=2))
+    assert args.trigger_kwargs == {**sensor.trigger().serialize()[1], "startup_grace": 0.0}
+    assert {k: args.trigger_kwargs[k] for k in timing} == timing
+    json.dumps(args.trigger_kwargs)
+    assert LandingTrigger(**args.trigger_kwargs).serialize()[1] == args.trigger_kwargs
+
+    in_worker = LandingSensor(task_id="wait", start_from_trigger=False, **common)
+    assert not in_worker.start_from_trigger
+    with pytest.raises(TaskDeferred) as deferred:
+        in_worker.execute({})
+    _, kwargs = deferred.value.trigger.serialize()
+    assert kwargs["startup_grace"] == STARTUP_GRACE_S  # a worker deferred it: the race exists
+    assert {k: kwargs[k] for k in timing} == timing
+
+
+def test_the_ingest_dag_hands_the_configured_timing_to_the_scheduler() -> None:
+    """What the scheduler reads (the serialized DAG) starts the wait in the triggerer with
+    [orchestration]'s timing."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.trigger import Trigger
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from retrain.config import load_config
+
+    orch = load_config().orchestration  # what the DAG file loads
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "ingest_dag.py"))
+    assert bag.import_errors == {}
+    dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.dags["ingest"]))
+    task = dag.get_task("wait_for_files")
+    assert task.start_from_trigger
+    args = task.start_trigger_args
+    # the scheduler stores these as the trigger row; the triggerer reads them back from it
+    kwargs = Trigger(classpath=args.trigger_cls, kwargs=args.trigger_kwargs).kwargs
+    assert LandingTrigger(**kwargs).serialize()[1] == kwargs
+    assert kwargs["startup_grace"] == 0.0
+    for name in (
+        "poll_interval",
+        "idle_poll_interval",
+        "settle_seconds",
+        "max_settle_seconds",
+        "max_batch_files",
+    ):
+        assert kwargs[name] == getattr(orch, name), name
+
+
+def _shipped_raw() -> dict:
+    import tomllib
+
+    return tomllib.loads((PROJECT_ROOT / "retrain.toml").read_text())
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"poll_interval": 0.0},
+        {"idle_poll_interval": -1.0},
+        {"settle_seconds": -0.5},
+        {"settle_seconds": 5.0, "max_settle_seconds": 2.0},
+        {"max_batch_files": -1},
+    ],
+)
+def test_the_config_rejects_timings_the_trigger_cannot_use(bad: dict) -> None:
+    raw = _shipped_raw()
+    raw["orchestration"] = {**raw["orchestration"], **bad}
+    with pytest.raises(ConfigError, match=r"\[orchestration\]"):
+        parse_config(raw, env={})
+
+
+def test_the_shipped_timing_and_its_overrides() -> None:
+    orch = parse_config(_shipped_raw(), env={}).orchestration
+    assert orch.poll_interval <= orch.idle_poll_interval
+    assert orch.settle_seconds <= orch.max_settle_seconds and orch.max_batch_files >= 1
+    env = {
+        "RETRAIN__ORCHESTRATION__MAX_BATCH_FILES": "3",
+        "RETRAIN__ORCHESTRATION__IDLE_POLL_INTERVAL": "7",
+    }
+    orch = parse_config(_shipped_raw(), env=env).orchestration
+    assert (orch.max_batch_files, orch.idle_poll_interval) == (3, 7.0)
