@@ -79,6 +79,9 @@ class TrainResult:
     n_train: int
     n_holdout: int
     holdout_start: str  # ISO timestamp of the oldest holdout row
+    # retrain.trainset under a memory budget: the training part had this many rows and the
+    # model learned from a seeded sample of n_train of them (0: it learned from all of them)
+    sampled_from: int = 0
 
 
 def split_by_time(
@@ -187,8 +190,12 @@ def _params(cfg: Config, y_train: np.ndarray) -> dict:
 
 def evaluate(model: Model, holdout_features: pd.DataFrame, ds: DatasetConfig) -> Metrics:
     """Metrics of ``model`` on a featurized frame; AUC/AP are NaN if it has a single class."""
-    y = _labels(holdout_features, ds)
-    p = model.predict_proba(holdout_features)
+    return metrics_of(_labels(holdout_features, ds), model.predict_proba(holdout_features))
+
+
+def metrics_of(y: np.ndarray, p: np.ndarray) -> Metrics:
+    """:func:`evaluate`'s metrics from labels and scores (a streamed prediction has no frame)."""
+    y = np.asarray(y)
     return Metrics(
         auc=roc_auc(y, p),
         logloss=log_loss(y, p),
