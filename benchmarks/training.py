@@ -26,7 +26,7 @@ of the trained model (the newest 20% by time). Prints a table and
 saves benchmarks/results/training.json (``--out``).
 
     .venv/bin/python benchmarks/training.py [--rows 1000000 5000000 20000000]
-        [--paths streamed naive] [--workdir DIR] [--keep]
+        [--paths streamed naive] [--workdir DIR] [--keep] [--wait-for-idle SECONDS]
 
 About 25 minutes on 2 cores at the default sizes (the naive 20M-row run takes half of it), 5 GB
 of disk at 20M rows and up to 16 GB of memory for the naive path.
@@ -54,6 +54,7 @@ FILE_ROWS = 1_000_000  # rows per raw file
 CHUNK_ROWS = 100_000  # rows per featurize chunk (as validation.gates.RAW_CHUNK_ROWS)
 EXTRA = [f"x{i:02d}" for i in range(1, 10)]  # numeric columns beyond the demo's: 20 features
 STAGES = ("featurize", "gate", "train")
+BUSY = "pytest|make test"  # what --wait-for-idle waits out before each stage
 
 
 def bench_config():
@@ -234,10 +235,21 @@ def child(stage: str, path: str, rows: int, workdir: Path, limit_gb: float) -> d
     return record | {"killed": why, "error": errors.strip().splitlines()[-1][:300]}
 
 
-def run_path(path: str, rows: int, workdir: Path, limit_gb: float) -> dict[str, Any]:
+def wait_for_idle(seconds: float) -> None:
+    """On a shared machine: wait (at most ``seconds``) until no test run competes for the CPUs."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        busy = subprocess.run(["pgrep", "-f", BUSY], capture_output=True).returncode == 0
+        if not busy:
+            return
+        time.sleep(10)
+
+
+def run_path(path: str, rows: int, workdir: Path, limit_gb: float, idle_s: float) -> dict[str, Any]:
     shutil.rmtree(workdir / "features", ignore_errors=True)
     stages: dict[str, Any] = {}
     for stage in STAGES:
+        wait_for_idle(idle_s)
         stages[stage] = child(stage, path, rows, workdir, limit_gb)
         print(f"    {path:8s} {stage:9s} {_stage_line(stages[stage])}", flush=True)
         if stage == "featurize" and "killed" in stages[stage]:
@@ -269,6 +281,13 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
     parser.add_argument("--naive-limit-gb", type=float, default=16.0)
     parser.add_argument("--out", default="training", help="benchmarks/results/<out>.json")
+    parser.add_argument(
+        "--wait-for-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each stage, wait up to this long while a pytest/make test run is going on",
+    )
     parser.add_argument("--generate", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -300,7 +319,7 @@ def main() -> None:
                     link.symlink_to(raw)
             print(f"{rows:,} rows")
             for path in args.paths:
-                runs.append(run_path(path, rows, sized, args.naive_limit_gb))
+                runs.append(run_path(path, rows, sized, args.naive_limit_gb, args.wait_for_idle))
                 shutil.rmtree(sized / "features", ignore_errors=True)
                 save_result(args.out, {"runs": runs, "machine": machine})  # so far
     finally:

@@ -39,7 +39,9 @@ def write_features(
     """Type (:func:`retrain.tables.coerce_types`) and featurize each raw chunk (as
     :func:`retrain.tables.iter_table` yields them) and append it to the Parquet file ``where``
     (a path or a binary file object). A chunk whose columns cannot take the first chunk's schema
-    raises ``ValueError`` naming the chunk. Returns the number of rows written."""
+    raises ``ValueError`` naming the chunk. Returns the number of rows written. After an error
+    ``where`` holds the chunks before it (a valid, incomplete file): write to a temporary path
+    and publish only what returned."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
