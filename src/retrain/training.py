@@ -84,6 +84,11 @@ class TrainResult:
     sampled_from: int = 0
 
 
+def in_time_order(df: pd.DataFrame, ds: DatasetConfig) -> pd.DataFrame:
+    """Rows by time, ties broken by id, missing times first: the one order every split uses."""
+    return df.sort_values([ds.time_column, ds.id_column], kind="stable", na_position="first")
+
+
 def split_by_time(
     df: pd.DataFrame, ds: DatasetConfig, holdout_fraction: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -92,7 +97,7 @@ def split_by_time(
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
     if len(df) < 2:
         raise ValueError(f"need at least 2 rows to split, got {len(df)}")
-    ordered = df.sort_values([ds.time_column, ds.id_column], kind="stable", na_position="first")
+    ordered = in_time_order(df, ds)
     n_holdout = min(max(round(len(df) * holdout_fraction), 1), len(df) - 1)
     cut = len(df) - n_holdout
     return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
@@ -108,9 +113,8 @@ def split_holdout(
     newest = np.asarray(newest, dtype=bool)
     if newest.all() or not newest.any():
         raise ValueError("the newest rows must be some but not all rows")
-    order = [ds.time_column, ds.id_column]
-    train = features[~newest].sort_values(order, kind="stable", na_position="first")
-    holdout = features[newest].sort_values(order, kind="stable", na_position="first")
+    train = in_time_order(features[~newest], ds)
+    holdout = in_time_order(features[newest], ds)
     return train.reset_index(drop=True), holdout.reset_index(drop=True)
 
 

@@ -32,7 +32,15 @@ from retrain.registry import ChampionChanged, ModelRegistry
 from retrain.steps.features import feature_rows
 from retrain.steps.reporting import champion_history, publish_index
 from retrain.storage import S3Storage
-from retrain.training import Metrics, Model, evaluate, refit, split_holdout, train_model
+from retrain.training import (
+    Metrics,
+    Model,
+    evaluate,
+    in_time_order,
+    refit,
+    split_holdout,
+    train_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +289,7 @@ def holdout_rows(ts: TrainingSet, cfg: Config, new_keys: tuple[str, ...]) -> np.
         return None
     new = ts.sources.isin(set(new_keys)).to_numpy()
     ds = cfg.dataset
-    order = ts.frame.loc[new].sort_values([ds.time_column, ds.id_column], kind="stable").index
+    order = in_time_order(ts.frame.loc[new], ds).index
     n_holdout = round(len(order) * cfg.training.new_data_holdout_fraction)
     if n_holdout < MIN_NEW_ROWS or n_holdout >= len(ts.frame):
         return None
