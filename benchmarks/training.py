@@ -8,13 +8,13 @@ fresh subprocess of its own (an Airflow task is a process):
 
 - featurize: every raw file into one feature file. streamed: ``iter_table`` chunks of 100k rows
   into ``retrain.featurize.write_features`` (row group by row group); naive: ``read_table`` +
-  ``coerce_types`` + ``build_features`` + ``to_parquet`` (today's ``steps.features``);
+  ``coerce_types`` + ``build_features`` + ``to_parquet`` (``steps.features`` before)
 - gate: streamed: ``trainset.build_row_index`` + ``validation.training_stream`` (exact checks,
   GX on a seeded sample of 100k rows); naive: ``pd.concat`` of the feature files + GX's
-  training checkpoint on the whole frame (today's ``check_training_set``);
+  training checkpoint on the whole frame (the pandas ``check_training_set``, before);
 - train: streamed: ``build_row_index``, the time holdout (``trainset.split_by_time``) and
   ``trainset.train_streamed`` under ``[training] memory_budget_mb`` (1024); naive:
-  ``pd.concat`` + ``training.train_model`` (today's ``train_challenger``).
+  ``pd.concat`` + ``training.train_model`` (the pandas ``train_challenger``, before).
 
 A path's wall time is the sum of its stages' (the work, from the first byte read to the
 result, without interpreter start and imports: the same for both paths), its peak RSS the

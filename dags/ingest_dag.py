@@ -1,10 +1,19 @@
-"""Ingest: wait in the triggerer for files in landing/, gate each with GX, route it.
+"""Ingest: notice files in landing/, gate each with GX, route it.
 
-The batch is validated by a few parallel mapped tasks (reading, hashing, the raw GX checkpoint;
-nothing moves there), then one task routes every file exactly once: valid files to raw/, invalid,
-duplicate or unsafe ones to quarantine/ with a report. The raw asset is emitted only when at least
-one valid file arrived, so a bad file never triggers training. Runs continuously, one run at a
-time: each run is one settled batch.
+How arrivals are noticed is ``[orchestration] arrival`` (README, "Event notifications"):
+
+- ``poll`` (default): runs continuously, one run at a time; its first task waits in the
+  triggerer for files in landing/ and takes the settled listing as the batch;
+- ``events``: scheduled on the ``landing`` asset, whose watcher reads the bucket's S3 event
+  notifications from SQS in the triggerer (one asset event per settled burst), or on the
+  reconciler's slow timetable, whichever comes first. Its first task takes the notified keys
+  still in landing/ plus anything older than the grace period (a lost notification), and skips
+  the run when there is nothing (a redelivered notification).
+
+Then the batch is validated by a few parallel mapped tasks (reading, hashing, the raw GX
+checkpoint; nothing moves there), and one task routes every file exactly once: valid files to
+raw/, invalid, duplicate or unsafe ones to quarantine/ with a report. The raw asset is emitted
+only when at least one valid file arrived, so a bad file never triggers training.
 """
 
 from __future__ import annotations
@@ -14,35 +23,114 @@ from datetime import timedelta
 from _shared.common import ALERTING, CONFIG, DAG_KWARGS, RAW, TAGS, storage
 from airflow.sdk import dag, get_current_context, task
 
-from triggers.landing import LandingSensor
-
 _O = CONFIG.orchestration
+_S = CONFIG.storage
 _WAIT = timedelta(hours=_O.wait_timeout_hours)
+EVENTS = _O.arrival == "events"
+
+if EVENTS:
+    from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, DeltaTriggerTimetable
+
+    from triggers.landing_events import LandingQueueTrigger
+
+    # Watched by the triggerer: one event per settled burst of landing/ notifications.
+    LANDING = Asset(
+        name="landing",
+        uri=f"s3://{_S.bucket}/{_S.landing_prefix}",
+        watchers=[
+            AssetWatcher(
+                name="landing_notifications",
+                trigger=LandingQueueTrigger(
+                    queue_url=_O.queue_url,
+                    aws_conn_id=_O.aws_conn_id,
+                    bucket=_S.bucket,
+                    prefix=_S.landing_prefix,
+                    ignore_patterns=list(CONFIG.ingest.ignore_patterns),
+                    poll_interval=_O.poll_interval,
+                    settle_seconds=_O.settle_seconds,
+                    max_settle_seconds=_O.max_settle_seconds,
+                    max_batch_files=_O.max_batch_files,
+                ),
+            )
+        ],
+    )
+    # The reconciler: the same DAG on a slow timer, so its runs queue behind event runs (one
+    # run at a time) and route through the same tasks.
+    SCHEDULE = AssetOrTimeSchedule(
+        timetable=DeltaTriggerTimetable(timedelta(minutes=_O.reconcile_minutes)),
+        assets=[LANDING],
+    )
+else:
+    SCHEDULE = "@continuous"
+
+
+@task
+def take_batch() -> list[list[dict]]:
+    """Events mode: the notified keys still in landing/ and anything older than the grace
+    period, split for the validate tasks; skips the run when there is nothing to take."""
+    import logging
+    from datetime import UTC, datetime
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from retrain.arrivals import notified_keys, select_batch
+    from retrain.batching import plan_chunks
+    from retrain.steps.ingest import landed_files
+
+    try:
+        events = list(get_current_context()["triggering_asset_events"][LANDING])
+    except KeyError:  # a reconciler run: no asset event
+        events = []
+    extras = [event.extra for event in events]
+    batch, counts = select_batch(
+        landed_files(storage(), CONFIG),
+        notified_keys(extras),
+        now=datetime.now(UTC),
+        grace_seconds=_O.reconcile_grace_seconds,
+        max_files=_O.max_batch_files,
+    )
+    why = (
+        f"{len(extras)} notification event(s) naming {counts['notified']} key(s), "
+        f"{counts['gone']} no longer in landing/ (already routed: a redelivery), "
+        f"{counts['swept']} taken by the sweep (older than {_O.reconcile_grace_seconds:g} s)"
+        + (f", {counts['left']} left for the next run" if counts["left"] else "")
+    )
+    if not batch:
+        raise AirflowSkipException(f"nothing to ingest: {why}")
+    logging.getLogger(__name__).info(
+        "Batch of %d file(s): %s: %s", len(batch), why, [f["key"] for f in batch]
+    )
+    return plan_chunks(batch, CONFIG.ingest.validate_tasks)
 
 
 @dag(
     dag_id="ingest",
-    schedule="@continuous",
+    schedule=SCHEDULE,
     tags=[*TAGS, "ingest"],
     doc_md=__doc__,
     **DAG_KWARGS,
 )
 def ingest():
-    files = LandingSensor(
-        task_id="wait_for_files",
-        bucket=CONFIG.storage.bucket,
-        prefix=CONFIG.storage.landing_prefix,
-        aws_conn_id=_O.aws_conn_id,
-        poll_interval=_O.poll_interval,
-        idle_poll_interval=_O.idle_poll_interval,
-        settle_seconds=_O.settle_seconds,
-        max_settle_seconds=_O.max_settle_seconds,
-        max_batch_files=_O.max_batch_files,
-        wait_timeout=_WAIT,
-        ignore_patterns=list(CONFIG.ingest.ignore_patterns),
-        split_into=CONFIG.ingest.validate_tasks,
-        execution_timeout=_WAIT + timedelta(minutes=10),
-    )
+    if EVENTS:
+        files = take_batch()
+    else:
+        from triggers.landing import LandingSensor
+
+        files = LandingSensor(
+            task_id="wait_for_files",
+            bucket=CONFIG.storage.bucket,
+            prefix=CONFIG.storage.landing_prefix,
+            aws_conn_id=_O.aws_conn_id,
+            poll_interval=_O.poll_interval,
+            idle_poll_interval=_O.idle_poll_interval,
+            settle_seconds=_O.settle_seconds,
+            max_settle_seconds=_O.max_settle_seconds,
+            max_batch_files=_O.max_batch_files,
+            wait_timeout=_WAIT,
+            ignore_patterns=list(CONFIG.ingest.ignore_patterns),
+            split_into=CONFIG.ingest.validate_tasks,
+            execution_timeout=_WAIT + timedelta(minutes=10),
+        ).output
 
     @task
     def validate(chunk: list[dict]) -> list[dict]:
@@ -78,7 +166,7 @@ def ingest():
             "raw_keys": batch["raw_keys"],
         }
 
-    publish_raw(route(validate.expand(chunk=files.output)))
+    publish_raw(route(validate.expand(chunk=files)))
 
 
 ingest()

@@ -1,9 +1,9 @@
 """Watchdog: on a timer, checks what no pipeline run can report because none is running.
 
 Files waiting in landing/ longer than a bound (the landing trigger or the triggerer is down),
-no ingest run waiting for files, no accepted data for too long, a champion too old, and
-retrains failing or held too many times in a row. Each finding alerts once when it starts and
-once when it clears (retrain.watchdog, retrain.alerts). A timer is right here: this is
+no ingest run waiting for files (polling only), no accepted data for too long, a champion too
+old, and retrains failing or held too many times in a row. Each finding alerts once when it
+starts and once when it clears (retrain.watchdog, retrain.alerts). A timer is right here: this is
 monitoring, not retraining; the pipeline itself is started by data only.
 """
 
@@ -17,6 +17,8 @@ from airflow.sdk import dag, get_current_context, task
 # An ingest run ends and the next one starts within seconds: look again for this long before
 # calling "no ingest run" a finding.
 INGEST_GAP_S = 30.0
+# [orchestration] arrival = "events": an ingest run exists only while a batch is at work
+EVENTS = CONFIG.orchestration.arrival == "events"
 
 
 @dag(
@@ -35,7 +37,8 @@ def watchdog():
         facts = watchdog.gather(
             storage(),
             CONFIG,
-            ingest_waiting=ingest_waiting(context["ti"]),
+            # with notifications, no ingest run between batches is normal: nothing to check
+            ingest_waiting=None if EVENTS else ingest_waiting(context["ti"]),
             triggerer_healthy=triggerer_healthy(),
         )
         watchdog.record_metrics(facts, CONFIG)

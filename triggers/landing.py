@@ -224,20 +224,20 @@ async def list_landing(
     return tuple(sorted(found))
 
 
-async def client_kwargs_from_connection(conn_id: str) -> dict[str, Any]:
-    """aiobotocore client arguments from an Airflow ``aws`` connection.
+async def client_kwargs_from_connection(conn_id: str, service: str = "s3") -> dict[str, Any]:
+    """aiobotocore client arguments for ``service`` from an Airflow ``aws`` connection.
 
     Reads the same fields as the amazon provider's hook for the common cases: key pair in
     login/password (else the default credential chain: env, IAM role), ``region_name`` and
-    ``endpoint_url`` in the extras (top level or ``service_config.s3``).
+    ``endpoint_url`` in the extras (top level or ``service_config.<service>``).
     """
     from airflow.sdk import Connection
 
     conn = await Connection.async_get(conn_id)
     extra = await conn.aextra_dejson()  # the sync property deadlocks in the triggerer
-    s3_extra = extra.get("service_config", {}).get("s3", {})
+    service_extra = extra.get("service_config", {}).get(service, {})
     kwargs: dict[str, Any] = {"region_name": extra.get("region_name") or None}
-    if endpoint := s3_extra.get("endpoint_url") or extra.get("endpoint_url"):
+    if endpoint := service_extra.get("endpoint_url") or extra.get("endpoint_url"):
         kwargs["endpoint_url"] = endpoint
     key_id = conn.login or extra.get("aws_access_key_id")
     secret = conn.password or extra.get("aws_secret_access_key")

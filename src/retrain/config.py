@@ -192,10 +192,21 @@ class OrchestrationConfig:
     # wait for the next run. 0: no limit.
     max_batch_files: int = 500
     wait_timeout_hours: float = 168.0
+    # How arrivals are noticed (README, "Event notifications"): "poll" lists landing/ from the
+    # triggerer (the timing above); "events" reads the bucket's S3 event notifications from the
+    # SQS queue at queue_url (an AssetWatcher in the triggerer, settled by settle_seconds,
+    # max_settle_seconds and max_batch_files as above), and a reconciler lists landing/ every
+    # reconcile_minutes for objects older than reconcile_grace_seconds whose notification was
+    # lost. Only one mode is active per deployment.
+    arrival: str = "poll"
+    queue_url: str = ""  # events: the SQS queue the bucket notifies about landing/ objects
+    reconcile_minutes: float = 10.0  # events: the reconciler's cadence
+    reconcile_grace_seconds: float = 60.0  # events: an object this old without a run is swept
     task_retries: int = 2
     task_timeout_minutes: float = 30.0
 
 
+ARRIVAL_MODES = ("poll", "events")
 NOTIFIERS = ("sns", "log")
 
 
@@ -410,6 +421,7 @@ def _check(cfg: Config) -> None:
         ("[validation] extra_columns", cfg.validation.extra_columns, EXTRA_COLUMN_POLICIES),
         ("[ingest] duplicate_ids", cfg.ingest.duplicate_ids, DUPLICATE_ID_POLICIES),
         ("[alerts] notifier", cfg.alerts.notifier, NOTIFIERS),
+        ("[orchestration] arrival", cfg.orchestration.arrival, ARRIVAL_MODES),
         ("[drift] rule", cfg.drift.rule, DRIFT_RULES),
     ):
         if value not in allowed:
@@ -429,6 +441,17 @@ def _check(cfg: Config) -> None:
     if orch.max_batch_files < 0:
         raise ConfigError(
             f"{cfg.source}: [orchestration] max_batch_files must be 0 (no limit) or more"
+        )
+    if orch.arrival == "events" and not orch.queue_url:
+        raise ConfigError(
+            f'{cfg.source}: [orchestration] arrival = "events" needs queue_url (the SQS queue '
+            "the bucket sends its landing/ notifications to)"
+        )
+    if orch.reconcile_minutes <= 0:
+        raise ConfigError(f"{cfg.source}: [orchestration] reconcile_minutes must be above 0")
+    if orch.reconcile_grace_seconds < 0:
+        raise ConfigError(
+            f"{cfg.source}: [orchestration] reconcile_grace_seconds must be 0 or more"
         )
     if not 0 < cfg.training.holdout_fraction < 1:
         raise ConfigError(f"{cfg.source}: [training] holdout_fraction must be in (0, 1)")

@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from retrain.airflow_api import AirflowApi, AirflowApiError
 from retrain.s3server import free_port, start_s3_server
@@ -61,6 +62,8 @@ class Stack:
     alerts_queue_url: str = ""
     # The project tree Airflow's parts import the DAGs, the library and the config from.
     code_root: str = str(PROJECT_ROOT)
+    # Events mode: the SQS queue the bucket notifies about landing/ objects ("" when polling).
+    landing_queue_url: str = ""
 
     @property
     def api(self) -> AirflowApi:
@@ -247,6 +250,14 @@ def start(
             "RETRAIN__ALERTS__SNS_TOPIC_ARN": topic_arn,
             **(overrides or {}),
         }
+        landing_queue_url = ""
+        arrival, landing_prefix = _arrival_of(overrides, code_root)
+        if arrival == "events":
+            landing_queue_url = _create_landing_notifications(
+                s3_endpoint, bucket, landing_prefix, f"{bucket}-landing"
+            )
+            overrides["RETRAIN__ORCHESTRATION__QUEUE_URL"] = landing_queue_url
+            log(f"arrival by events: s3://{bucket}/{landing_prefix} notifies {landing_queue_url}")
         env = airflow_env(
             root,
             s3_endpoint=s3_endpoint,
@@ -273,6 +284,7 @@ def start(
             overrides=overrides,
             alerts_queue_url=queue_url,
             code_root=str(code_root),
+            landing_queue_url=landing_queue_url,
         )
         _save(stack)
         _wait_airflow(stack, ready_timeout, logs, log)
@@ -373,9 +385,8 @@ def _create_bucket(endpoint: str, bucket: str) -> None:
     client.create_bucket(Bucket=bucket)  # answers 200 when it exists already, as on AWS
 
 
-def _create_alert_channel(endpoint: str, name: str) -> tuple[str, str]:
-    """An SNS topic with an SQS queue subscribed, on the local server: alerts travel as they
-    would on AWS, and `retrain alerts` reads what arrived. Returns (topic ARN, queue URL)."""
+def _local_clients(endpoint: str, *services: str) -> list[Any]:
+    """boto3 clients for the local server, with its dummy credentials."""
     import boto3
 
     kwargs = {
@@ -384,14 +395,74 @@ def _create_alert_channel(endpoint: str, name: str) -> tuple[str, str]:
         "aws_access_key_id": LOCAL_KEY_ID,
         "aws_secret_access_key": LOCAL_SECRET,
     }
-    sns, sqs = boto3.client("sns", **kwargs), boto3.client("sqs", **kwargs)
-    topic_arn = sns.create_topic(Name=name)["TopicArn"]  # idempotent, as on AWS
+    return [boto3.client(service, **kwargs) for service in services]
+
+
+def _create_queue(sqs: Any, name: str) -> tuple[str, str]:
+    """The queue ``name`` (idempotent, as on AWS): (URL, ARN)."""
     queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    return queue_url, attrs["Attributes"]["QueueArn"]
+
+
+def queue_depth(sqs: Any, queue_url: str) -> int:
+    """Messages in the queue, visible or in flight (SQS's approximate counts)."""
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(
+        attrs["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def _create_alert_channel(endpoint: str, name: str) -> tuple[str, str]:
+    """An SNS topic with an SQS queue subscribed, on the local server: alerts travel as they
+    would on AWS, and `retrain alerts` reads what arrived. Returns (topic ARN, queue URL)."""
+    sns, sqs = _local_clients(endpoint, "sns", "sqs")
+    topic_arn = sns.create_topic(Name=name)["TopicArn"]  # idempotent, as on AWS
+    queue_url, queue_arn = _create_queue(sqs, name)
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
     return topic_arn, queue_url
+
+
+def _arrival_of(overrides: dict[str, str], code_root: Path) -> tuple[str, str]:
+    """The stack's ``[orchestration] arrival`` and landing prefix, from the config it will run
+    with (the queue URL, which the stack itself provides, may still be missing)."""
+    from retrain.config import load_config
+
+    env = {**os.environ, **overrides}
+    env.setdefault("RETRAIN__ORCHESTRATION__QUEUE_URL", "pending: the local stack creates it")
+    cfg = load_config(env.get("RETRAIN_CONFIG", str(code_root / "retrain.toml")), env=env)
+    return cfg.orchestration.arrival, cfg.storage.landing_prefix
+
+
+def _create_landing_notifications(endpoint: str, bucket: str, prefix: str, name: str) -> str:
+    """Events mode: an SQS queue receiving the bucket's ObjectCreated notifications for
+    ``prefix``, on the local server (which delivers them as AWS does: an ``s3:TestEvent`` first,
+    keys URL-encoded). Returns the queue URL."""
+    s3, sqs = _local_clients(endpoint, "s3", "sqs")
+    queue_url, queue_arn = _create_queue(sqs, name)
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration=landing_notification(queue_arn, prefix),
+    )
+    return queue_url
+
+
+def landing_notification(queue_arn: str, prefix: str) -> dict:
+    """The bucket notification configuration events mode needs: every created object under
+    ``prefix`` into the queue (what terraform/ provisions on AWS)."""
+    return {
+        "QueueConfigurations": [
+            {
+                "Id": "retrain-landing",
+                "QueueArn": queue_arn,
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+            }
+        ]
+    }
 
 
 def _wait_airflow(stack: Stack, timeout: float, logs: Path, log) -> None:

@@ -132,11 +132,16 @@ class Limits:
     landing_wait_s: float = 15 * 60
     data_age_s: float = 48 * 3600
     held_runs: int = 2  # from this many held runs in a row, the streak is the answer
+    arrival: str = "poll"  # [orchestration] arrival: what an idle ingest DAG means
 
     @classmethod
     def of(cls, cfg: Config) -> Limits:
         w = cfg.watchdog
-        return cls(w.max_landing_wait_minutes * 60, w.max_data_age_hours * 3600)
+        return cls(
+            w.max_landing_wait_minutes * 60,
+            w.max_data_age_hours * 3600,
+            arrival=cfg.orchestration.arrival,
+        )
 
 
 @dataclass(frozen=True)
@@ -428,6 +433,13 @@ def _landing_cause(s: Status) -> str:
     down = [p for p in ("triggerer", "scheduler") if s.health.get(p, "healthy") != "healthy"]
     if down:
         return f"Airflow's {' and '.join(down)} not healthy"
+    if s.limits.arrival == "events":
+        # no run between batches is normal here: the notifications, or the reconciler's sweep
+        return (
+            "no notification reached the ingest DAG: is the bucket's notification to the "
+            "landing queue in place, and the triggerer running? (the reconciler sweeps "
+            "landing/ every [orchestration] reconcile_minutes)"
+        )
     ingest = s.dag("ingest")
     if ingest is not None and not any(r.state in ACTIVE for r in ingest.runs[:1]):
         return "no ingest run is waiting for files"

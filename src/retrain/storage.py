@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import mimetypes
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,7 @@ _CONTENT_TYPES = {
     ".parquet": "application/vnd.apache.parquet",
 }
 DEFAULT_PAGE_SIZE = 1000  # S3's own maximum per ListObjectsV2 page
+_COPY_CHUNK = 1 << 20  # bytes per read when streaming a download to disk
 
 
 class StorageError(RuntimeError):
@@ -199,6 +201,26 @@ class S3Storage:
     def get_bytes(self, key: str) -> bytes:
         return self.get_bytes_with_etag(key)[0]
 
+    def download(self, key: str, path: str | Path) -> str:
+        """Stream ``key`` to the local file ``path`` (never whole in memory); return the ETag
+        of exactly what was written (one GET)."""
+        resp = self._call("get", key, self.client.get_object, Key=key)
+        try:
+            with open(path, "wb") as out:
+                shutil.copyfileobj(resp["Body"], out, _COPY_CHUNK)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"get {self.uri(key)}: {exc}") from exc
+        return resp["ETag"]
+
+    def upload(self, key: str, path: str | Path, *, metadata: dict[str, str] | None = None) -> str:
+        """Write the local file ``path`` to ``key`` in one PUT (streamed from disk, up to
+        5 GB); return the new ETag."""
+        kwargs: dict[str, Any] = {"Key": key, "ContentType": content_type_for(key)}
+        if metadata:
+            kwargs["Metadata"] = metadata
+        with open(path, "rb") as body:
+            return self._call("put", key, self.client.put_object, Body=body, **kwargs)["ETag"]
+
     def put_bytes(
         self,
         key: str,
@@ -300,14 +322,10 @@ class S3Storage:
     def read_parquet(self, key: str) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(self.get_bytes(key)))
 
-    def write_parquet(
-        self, key: str, df: pd.DataFrame, *, metadata: dict[str, str] | None = None
-    ) -> str:
+    def write_parquet(self, key: str, df: pd.DataFrame) -> str:
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
-        return self.put_bytes(
-            key, buf.getvalue(), content_type=_CONTENT_TYPES[".parquet"], metadata=metadata
-        )
+        return self.put_bytes(key, buf.getvalue(), content_type=_CONTENT_TYPES[".parquet"])
 
     def upload_dir(self, local_dir: Path, prefix: str) -> int:
         """Upload every file under ``local_dir`` to ``prefix`` + relative path; return the count."""

@@ -1,9 +1,10 @@
 """The training set as local Parquet feature files plus a narrow row index, never one big frame.
 
-``steps.retrain.assemble_training_set`` concatenates every feature file into one pandas frame
-and LightGBM copies it again: memory grows with all the rows and every column (~2.3 GB at 5M
-rows). Here the feature files stay on local disk and only what decides which rows train is in
-memory: the :class:`RowIndex`, 17 bytes per row (time, id hash, label). The rest is streamed:
+Concatenating every feature file into one pandas frame (and LightGBM copying it again) makes
+memory grow with all the rows and every column (~2.3 GB at 5M rows). Here the feature files
+stay on local disk (:mod:`retrain.steps.training_set` stages them) and only what decides which
+rows train is in memory: the :class:`RowIndex`, 17 bytes per row (time, id hash, label). The
+rest is streamed:
 
 - which rows: :func:`newest_per_id` (upsert), :func:`split_by_time` / :func:`newest_rows` (the
   holdout and the early-stopping slice, ordered by time then id exactly as
@@ -218,7 +219,8 @@ def _targets(values: pa.Array) -> np.ndarray:
 def newest_per_id(index: RowIndex, mask: np.ndarray | None = None) -> np.ndarray:
     """``[ingest] duplicate_ids = "upsert"``: of the rows in ``mask`` (default: all), the newest
     row per id: the latest time wins; on a tie the later file (then the later row), exactly as
-    ``assemble_training_set`` picks (which sorts missing times last: so does this).
+    a stable pandas sort by time then ``duplicated(keep="last")`` picks (which sorts missing
+    times last: so does this).
 
     Only rows whose id hash occurs twice are ordered, so memory is one sorted copy of the
     hashes plus the duplicated rows. Ids are compared by hash: a collision of two different

@@ -26,8 +26,8 @@ FAST = {  # the triggerer polls landing/ every second and settles a batch after 
 
 
 # The shared stack's story starts with its first model (test_stack), then the faults strike;
-# the alerting tests run on a stack of their own.
-MODULE_ORDER = ("test_alerting", "test_stack", "test_faults")
+# the events-mode and alerting tests run on stacks of their own, before the shared one starts.
+MODULE_ORDER = ("test_events", "test_alerting", "test_stack", "test_faults")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

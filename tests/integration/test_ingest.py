@@ -17,6 +17,7 @@ from retrain.devstack import wait_for
 from retrain.layout import Layout
 from retrain.ledger import Ledger
 from retrain.steps import features, ingest, retrain, validate
+from retrain.steps.training_set import staged_training_set
 from retrain.storage import S3Storage
 
 START = datetime(2026, 10, 1)
@@ -122,8 +123,9 @@ def test_upsert_accepts_the_file_and_the_newest_row_wins_in_training(storage, cf
     features.build_features_for_new_raw(storage, cfg)
     checked = retrain.check_training_set(storage, cfg, run_name="run-1")
     assert checked.replaced_rows == 100 and checked.rows == 900
-    ts = retrain.assemble_training_set(storage, cfg, checked.feature_keys)
-    kept = ts.frame.set_index("customer_id").loc[new.loc[:99, "customer_id"], "event_time"]
+    with staged_training_set(storage, cfg, checked.feature_keys) as ts:
+        trained = ts.frame(ts.rows, cfg)
+    kept = trained.set_index("customer_id").loc[new.loc[:99, "customer_id"], "event_time"]
     assert (kept.to_numpy() >= pd.Timestamp(START.replace(day=8))).all(), "newest row wins"
 
 

@@ -1,6 +1,6 @@
 """Terraform and the project agree: the prefixes and the connection id Terraform provisions for
-(terraform/retrain_config.json, read by every env) are the project's defaults and what
-retrain.toml says, and every output that names a config key names a real one."""
+(terraform/retrain_config.json, read by modules/retrain, which every env calls) are the project's
+defaults and what retrain.toml says, and every output that names a config key names a real one."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import tf_static
-from tf_static import ENVS, MODULES, PREFIX_PATTERN, PROJECT_ROOT, PROJECT_SETTINGS
+from tf_static import ENVS, MODULES, PREFIX_PATTERN, PROJECT_ROOT, PROJECT_SETTINGS, ROOT_MODULE
 
 from retrain.config import ENV_PREFIX, OrchestrationConfig, StorageConfig, load_config
 
@@ -91,15 +91,31 @@ def test_every_config_prefix_passes_the_terraform_validation(settings):
         assert [b for b in values if b.startswith(a)] == [a], f"{a} overlaps another prefix"
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
-def test_every_env_reads_the_one_settings_file(env, parsed_tf):
-    config = parsed_tf[f"envs/{env}"]
+def test_the_composition_module_reads_the_one_settings_file(parsed_tf):
+    config = parsed_tf[f"modules/{ROOT_MODULE}"]
     project = config.locals["project"]
     m = re.fullmatch(r'\$\{jsondecode\(file\("\$\{path\.module\}/([^"]+)"\)\)\}', project)
     assert m, project
-    assert (ENVS / env / m.group(1)).resolve() == PROJECT_SETTINGS
+    assert (MODULES / ROOT_MODULE / m.group(1)).resolve() == PROJECT_SETTINGS
     assert config.locals["prefixes"] == "${local.project.storage}"
     assert config.locals["aws_conn_id"] == "${local.project.orchestration.aws_conn_id}"
+    # the composition module takes no prefix or connection id from its caller
+    assert not any(
+        "prefix" in name and name != "name_prefix" for name in config.labelled("variable")
+    )
+    assert "aws_conn_id" not in config.labelled("variable")
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_no_env_has_settings_of_its_own(env, parsed_tf):
+    """Every env gets the prefixes and the connection id from the composition module only."""
+    config = parsed_tf[f"envs/{env}"]
+    assert not {"project", "prefixes", "aws_conn_id"} & set(config.locals)
+    for path in sorted((ENVS / env).glob("*.tf")):
+        text = path.read_text()
+        assert PROJECT_SETTINGS.name not in text and "file(" not in text, path
+    call = config.labelled("module")[ROOT_MODULE]
+    assert not any(name.endswith("_prefix") and name != "name_prefix" for name in call)
 
 
 def test_modules_take_the_prefixes_without_a_default_of_their_own(parsed_tf):
@@ -111,9 +127,8 @@ def test_modules_take_the_prefixes_without_a_default_of_their_own(parsed_tf):
     assert "default" not in landing
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
-def test_outputs_map_one_to_one_onto_the_config(env, parsed_tf, shipped_config):
-    outputs = parsed_tf[f"envs/{env}"].labelled("output")
+def test_outputs_map_one_to_one_onto_the_config(parsed_tf, shipped_config):
+    outputs = parsed_tf[f"modules/{ROOT_MODULE}"].labelled("output")
     # storage_config: exactly the [storage] section
     storage_config = outputs["storage_config"]["value"]
     match = re.fullmatch(r"\$\{merge\(local\.prefixes, \{(.*)\}\)\}", storage_config, re.S)
@@ -146,6 +161,16 @@ def test_outputs_map_one_to_one_onto_the_config(env, parsed_tf, shipped_config):
         "alert_topic_arn",
         "kms_key_arn",
     }
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_every_env_forwards_the_outputs_unchanged(env, parsed_tf):
+    """What the composition module maps onto the config is what `terraform output` shows."""
+    module_outputs = parsed_tf[f"modules/{ROOT_MODULE}"].labelled("output")
+    outputs = parsed_tf[f"envs/{env}"].labelled("output")
+    assert set(outputs) == set(module_outputs)
+    for name, body in outputs.items():
+        assert body["value"] == f"${{module.{ROOT_MODULE}.{name}}}"
 
 
 def test_the_helper_module_sees_the_same_files_as_the_tests():

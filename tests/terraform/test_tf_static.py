@@ -14,26 +14,50 @@ from tf_static import (
     ENVS,
     MODULES,
     PROJECT_ROOT,
+    ROOT_MODULE,
     TERRAFORM,
     as_list,
     check_buckets,
     check_declarations,
     check_encryption,
+    check_envs,
     check_iam,
+    check_module_calls,
     check_pins,
     check_queue_policies,
+    is_expression,
     lifecycle_expirations,
     statements,
 )
 
 TF_FILES = sorted(TERRAFORM.rglob("*.tf"))
-MODULE_NAMES = {"data_bucket", "landing_events", "airflow_iam", "alerts"}
+# The component modules, which modules/retrain (ROOT_MODULE) composes.
+COMPONENTS = {"data_bucket", "landing_events", "airflow_iam", "alerts"}
+MODULE_NAMES = COMPONENTS | {ROOT_MODULE}
+ENV_NAMES = ("dev", "prod")
+# What each env's main.tf sets besides the variables it hands on: the env's own settings.
+ENV_SETTINGS = {
+    "quarantine_expiration_days",
+    "reports_expiration_days",
+    "noncurrent_version_expiration_days",
+    "abort_incomplete_multipart_upload_days",
+    "access_log_expiration_days",
+    "kms_deletion_window_days",
+    "force_destroy",
+    "allow_curation",
+}
 
 
 def test_the_layout_is_there():
     assert {p.name for p in MODULES.iterdir() if p.is_dir()} == MODULE_NAMES
-    assert {p.name for p in ENVS.iterdir() if p.is_dir()} == {"dev", "prod"}
-    assert len(TF_FILES) >= 20
+    assert {p.name for p in ENVS.iterdir() if p.is_dir()} == set(ENV_NAMES)
+    assert len(TF_FILES) >= 25
+    for module in MODULE_NAMES:
+        for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
+            assert (MODULES / module / name).is_file(), f"modules/{module}/{name}"
+    for env in ENV_NAMES:
+        for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "providers.tf"):
+            assert (ENVS / env / name).is_file(), f"envs/{env}/{name}"
 
 
 BLOCK_TYPES = {
@@ -43,6 +67,7 @@ BLOCK_TYPES = {
     "output",
     "locals",
     "module",
+    "moved",
     "resource",
     "data",
 }
@@ -84,14 +109,26 @@ def test_a_missing_type_or_description_is_caught(broken_copy):
     del cfg.labelled("variable")["bucket_name"]["description"]
     del cfg.labelled("variable")["prefixes"]["type"]
     del configs["envs/prod"].labelled("output")["bucket"]["description"]
+    del configs["modules/retrain"].labelled("variable")["environment"]["type"]
+    del configs["modules/retrain"].labelled("output")["storage_config"]["description"]
     problems = check_declarations(configs)
     assert any("'bucket_name' has no description" in p for p in problems)
     assert any("'prefixes' has no type" in p for p in problems)
-    assert any("output 'bucket' has no description" in p for p in problems)
+    assert any("envs/prod: output 'bucket' has no description" in p for p in problems)
+    assert any("modules/retrain: variable 'environment' has no type" in p for p in problems)
+    assert any("modules/retrain: output 'storage_config' has no description" in p for p in problems)
 
 
 def test_terraform_providers_and_modules_are_pinned(parsed_tf):
     assert check_pins(parsed_tf) == []
+    # every module and env, the composition module included, pins Terraform and the provider
+    assert {key for key, config in parsed_tf.items() if config.blocks("terraform")} == set(
+        parsed_tf
+    )
+    for config in parsed_tf.values():
+        (block,) = config.blocks("terraform")
+        assert block["required_version"] == "~> 1.10"
+        assert block["required_providers"][0]["aws"]["version"] == "~> 6.0"
     for config in parsed_tf.values():
         for block in config.blocks("terraform"):
             for req in as_list(block.get("required_providers")):
@@ -104,16 +141,22 @@ def test_unpinned_versions_and_sources_are_caught(broken_copy):
     versions = configs["modules/alerts"].files["versions.tf"]["terraform"][0]
     versions["required_providers"][0]["aws"]["version"] = ">= 6.0"
     del configs["modules/alerts"].files["versions.tf"]["terraform"][0]["required_version"]
-    env = configs["envs/dev"].labelled("module")
-    env["alerts"]["source"] = "git::https://github.com/example/modules.git//alerts?ref=main"
-    env["airflow_iam"]["source"] = "terraform-aws-modules/iam/aws"
-    env["data_bucket"]["source"] = "../../modules/no_such_module"
+    configs["modules/retrain"].files["versions.tf"]["terraform"][0]["required_providers"][0]["aws"][
+        "version"
+    ] = "6.0"
+    calls = configs["modules/retrain"].labelled("module")
+    calls["alerts"]["source"] = "git::https://github.com/example/modules.git//alerts?ref=main"
+    calls["airflow_iam"]["source"] = "terraform-aws-modules/iam/aws"
+    calls["data_bucket"]["source"] = "../no_such_module"
+    configs["envs/prod"].labelled("module")["retrain"]["source"] = "../../modules/no_such"
     problems = check_pins(configs)
-    assert any("provider aws version not pinned" in p for p in problems)
+    assert any("modules/alerts: provider aws version not pinned" in p for p in problems)
+    assert any("modules/retrain: provider aws version not pinned" in p for p in problems)
     assert any("required_version not pinned" in p for p in problems)
     assert any("git source not pinned to a commit" in p for p in problems)
     assert any("registry version not pinned" in p for p in problems)
-    assert any("does not exist" in p for p in problems)
+    assert any("module data_bucket source ../no_such_module does not exist" in p for p in problems)
+    assert any("envs/prod: module retrain source" in p for p in problems)
 
 
 def test_no_account_id_or_secret_is_written_down():
@@ -222,14 +265,17 @@ def test_quarantine_and_reports_expire_after_the_configured_days(parsed_tf):
         '${var.prefixes["quarantine_prefix"]}': "${var.quarantine_expiration_days}",
         '${var.prefixes["reports_prefix"]}': "${var.reports_expiration_days}",
     }
-    for env in ("dev", "prod"):
-        defaults = parsed_tf[f"envs/{env}"].labelled("variable")
+    # each env states both (the composition module has no default for them) and hands them on
+    root = parsed_tf[f"modules/{ROOT_MODULE}"]
+    data_bucket = root.labelled("module")["data_bucket"]
+    for name in ("quarantine_expiration_days", "reports_expiration_days"):
+        assert "default" not in root.labelled("variable")[name]
+        assert data_bucket[name] == f"${{var.{name}}}"
+    for env in ENV_NAMES:
+        settings = parsed_tf[f"envs/{env}"].labelled("module")[ROOT_MODULE]
         for name in ("quarantine_expiration_days", "reports_expiration_days"):
-            assert isinstance(defaults[name]["default"], int) and defaults[name]["default"] >= 1
-        assert (
-            defaults["reports_expiration_days"]["default"]
-            >= defaults["quarantine_expiration_days"]["default"]
-        )
+            assert isinstance(settings[name], int) and settings[name] >= 1
+        assert settings["reports_expiration_days"] >= settings["quarantine_expiration_days"]
 
 
 def test_bucket_queue_and_topic_are_kms_encrypted(parsed_tf):
@@ -248,11 +294,10 @@ def test_bucket_queue_and_topic_are_kms_encrypted(parsed_tf):
     key = data.of_type("aws_kms_key")["data"]
     assert key["enable_key_rotation"] is True
     assert key["policy"] == "${data.aws_iam_policy_document.key.json}"
-    # every env hands the bucket's dedicated key to the queues and the topic
-    for env in ("dev", "prod"):
-        modules = parsed_tf[f"envs/{env}"].labelled("module")
-        for name in ("landing_events", "alerts", "airflow_iam"):
-            assert modules[name]["kms_key_arn"] == "${module.data_bucket.kms_key_arn}"
+    # the composition module hands the bucket's dedicated key to the queues and the topic
+    modules = parsed_tf[f"modules/{ROOT_MODULE}"].labelled("module")
+    for name in ("landing_events", "alerts", "airflow_iam"):
+        assert modules[name]["kms_key_arn"] == "${module.data_bucket.kms_key_arn}"
 
 
 def test_unencrypted_queue_topic_or_key_is_caught(broken_copy):
@@ -307,7 +352,7 @@ def test_iam_has_no_wildcard_action_and_no_star_resource_outside_the_allow_list(
     assert check_iam(parsed_tf) == []
     assert tf_static.unused_allow_list(parsed_tf) == [], "a stale allow-list entry"
     for (module, document), reason in tf_static.WILDCARD_RESOURCE_ALLOWED.items():
-        assert module in MODULE_NAMES and len(reason) > 40
+        assert module in COMPONENTS and len(reason) > 40
         docs = parsed_tf[f"modules/{module}"].of_type("aws_iam_policy_document", "data")
         assert document in docs
 
@@ -365,10 +410,13 @@ def test_the_airflow_role_gets_exactly_what_the_pipeline_needs(parsed_tf):
     )
     assert 'key != "landing_prefix"' in config.locals["output_prefixes"]
     assert "local.output_prefixes" in str(granted["WritePipelineOutputs"].body["resources"])
-    # curation is off unless asked for, in prod too
+    # curation is off unless asked for (in the component, in the composition module), in prod too
     assert config.labelled("variable")["allow_curation"]["default"] is False
-    prod = parsed_tf["envs/prod"].labelled("variable")
-    assert prod["allow_curation"]["default"] is False
+    root = parsed_tf[f"modules/{ROOT_MODULE}"]
+    assert root.labelled("variable")["allow_curation"]["default"] is False
+    assert root.labelled("module")["airflow_iam"]["allow_curation"] == "${var.allow_curation}"
+    prod = parsed_tf["envs/prod"].labelled("module")[ROOT_MODULE]
+    assert prod["allow_curation"] is False
 
 
 def test_the_role_trusts_only_named_principals(parsed_tf):
@@ -453,40 +501,169 @@ def test_a_star_resource_in_another_policy_document_is_not_allow_listed(broken_c
 # -- the envs -------------------------------------------------------------------------------------
 
 
-def test_dev_and_prod_are_the_same_configuration_with_different_defaults(parsed_tf):
-    for name in ("main.tf", "outputs.tf", "versions.tf", "providers.tf"):
+SAME_IN_EVERY_ENV = ("variables.tf", "outputs.tf", "versions.tf", "providers.tf", "moved.tf")
+
+
+def test_dev_and_prod_differ_only_in_their_settings(parsed_tf):
+    for name in SAME_IN_EVERY_ENV:
         assert (ENVS / "dev" / name).read_text() == (ENVS / "prod" / name).read_text(), name
-    dev, prod = (parsed_tf[f"envs/{e}"].labelled("variable") for e in ("dev", "prod"))
-    assert {n: v["type"] for n, v in dev.items()} == {n: v["type"] for n, v in prod.items()}
-    assert prod["force_destroy"]["default"] is False
-    assert prod["kms_deletion_window_days"]["default"] == 30
-
-
-def test_every_env_wires_the_modules_together(parsed_tf):
-    for env in ("dev", "prod"):
+    dev, prod = (parsed_tf[f"envs/{e}"].labelled("module")[ROOT_MODULE] for e in ENV_NAMES)
+    assert set(dev) == set(prod), "both envs set the same arguments"
+    differing = {name for name in dev if dev[name] != prod[name]}
+    assert differing <= ENV_SETTINGS | {"environment"}
+    assert set(dev) >= ENV_SETTINGS, "every env states every setting"
+    for env, call in zip(ENV_NAMES, (dev, prod), strict=True):
         config = parsed_tf[f"envs/{env}"]
-        modules = config.labelled("module")
-        assert set(modules) == MODULE_NAMES
-        for name, call in modules.items():
-            assert call["source"] == f"../../modules/{name}"
-            declared = parsed_tf[f"modules/{name}"].labelled("variable")
-            passed = set(call) - {"source"}
-            undeclared = passed - set(declared)
-            assert not undeclared, f"{env}: {name} gets undeclared {undeclared}"
-            required = {n for n, body in declared.items() if "default" not in body}
-            assert required <= passed, f"{env}: {name} misses {required - passed}"
-        events, iam = modules["landing_events"], modules["airflow_iam"]
-        assert events["bucket_id"] == "${module.data_bucket.bucket}"
-        assert events["bucket_arn"] == "${module.data_bucket.bucket_arn}"
-        assert events["landing_prefix"] == "${local.prefixes.landing_prefix}"
-        assert events["alarm_topic_arn"] == "${module.alerts.topic_arn}"
-        assert iam["bucket_arn"] == "${module.data_bucket.bucket_arn}"
-        assert iam["prefixes"] == "${local.prefixes}"
-        assert iam["landing_queue_arn"] == "${module.landing_events.queue_arn}"
-        assert iam["alert_topic_arn"] == "${module.alerts.topic_arn}"
-        assert modules["data_bucket"]["prefixes"] == "${local.prefixes}"
+        assert config.locals["environment"] == env
+        assert call["environment"] == "${local.environment}"
+        tags = config.blocks("provider")[0]["aws"]["default_tags"][0]["tags"]
+        assert "Environment = local.environment" in tags
+        for name in ENV_SETTINGS:
+            assert not is_expression(call[name]), f"{env}: {name} must be a literal setting"
+    # prod keeps its data: no destroy with objects in it, the longest key deletion window, and
+    # curation left to the operators; dev's settings stay within the modules' bounds too
+    assert prod["force_destroy"] is False
+    assert prod["kms_deletion_window_days"] == 30
+    assert prod["allow_curation"] is False
+    assert 7 <= dev["kms_deletion_window_days"] <= 30
+    for name in ENV_SETTINGS - {"force_destroy", "allow_curation", "kms_deletion_window_days"}:
+        assert dev[name] <= prod[name], f"dev keeps {name} longer than prod"
+
+
+def test_the_composition_module_defaults_to_keeping_data(parsed_tf):
+    variables = parsed_tf[f"modules/{ROOT_MODULE}"].labelled("variable")
+    # a setting an env leaves out takes prod's value
+    prod = parsed_tf["envs/prod"].labelled("module")[ROOT_MODULE]
+    for name in ENV_SETTINGS:
+        if "default" in variables[name]:
+            assert variables[name]["default"] == prod[name], name
+    assert variables["force_destroy"]["default"] is False
+    assert variables["allow_curation"]["default"] is False
+    assert variables["kms_deletion_window_days"]["default"] == 30
+    components = parsed_tf["modules/data_bucket"].labelled("variable")
+    for name in (
+        "noncurrent_version_expiration_days",
+        "abort_incomplete_multipart_upload_days",
+        "access_log_expiration_days",
+    ):
+        assert variables[name]["default"] == components[name]["default"], name
+
+
+def test_the_deployment_names_are_validated_where_they_are_used(parsed_tf):
+    root = parsed_tf[f"modules/{ROOT_MODULE}"].labelled("variable")
+    for name in ("environment", "region", "name_prefix"):
+        assert root[name].get("validation"), f"modules/{ROOT_MODULE}: {name}"
+    for env in ENV_NAMES:
+        variables = parsed_tf[f"envs/{env}"].labelled("variable")
+        assert variables["allowed_account_ids"].get("validation"), env
+        # what only the provider reads is declared and validated in the env, the rest is handed on
+        call = parsed_tf[f"envs/{env}"].labelled("module")[ROOT_MODULE]
+        assert {n for n in variables if call.get(n) != f"${{var.{n}}}"} == {
+            "allowed_account_ids",
+            "tags",
+        }
+
+
+def test_the_composition_module_wires_the_modules_together(parsed_tf):
+    config = parsed_tf[f"modules/{ROOT_MODULE}"]
+    modules = config.labelled("module")
+    assert set(modules) == COMPONENTS
+    for name, call in modules.items():
+        assert call["source"] == f"../{name}"
+    events, iam = modules["landing_events"], modules["airflow_iam"]
+    assert events["bucket_id"] == "${module.data_bucket.bucket}"
+    assert events["bucket_arn"] == "${module.data_bucket.bucket_arn}"
+    assert events["landing_prefix"] == "${local.prefixes.landing_prefix}"
+    assert events["alarm_topic_arn"] == "${module.alerts.topic_arn}"
+    assert iam["bucket_arn"] == "${module.data_bucket.bucket_arn}"
+    assert iam["prefixes"] == "${local.prefixes}"
+    assert iam["landing_queue_arn"] == "${module.landing_events.queue_arn}"
+    assert iam["alert_topic_arn"] == "${module.alerts.topic_arn}"
+    assert modules["data_bucket"]["prefixes"] == "${local.prefixes}"
+    assert config.locals["name_prefix"] == "${var.name_prefix}-${var.environment}"
+
+
+def test_every_module_call_passes_declared_and_required_variables(parsed_tf):
+    assert check_module_calls(parsed_tf) == []
+    calls = {(key, name) for key, name, _, target in tf_static.module_calls(parsed_tf) if target}
+    assert calls == {(f"modules/{ROOT_MODULE}", name) for name in COMPONENTS} | {
+        (f"envs/{env}", ROOT_MODULE) for env in ENV_NAMES
+    }
+
+
+def test_a_wrong_module_call_is_caught(broken_copy):
+    configs = broken_copy()
+    calls = configs[f"modules/{ROOT_MODULE}"].labelled("module")
+    calls["alerts"]["no_such_variable"] = "x"
+    del calls["airflow_iam"]["bucket_arn"]
+    del configs["envs/dev"].labelled("module")[ROOT_MODULE]["bucket_name"]
+    configs["envs/prod"].labelled("module")[ROOT_MODULE]["source"] = "terraform-aws-modules/x/aws"
+    problems = check_module_calls(configs)
+    assert any("module alerts gets undeclared variable 'no_such_variable'" in p for p in problems)
+    assert any("module airflow_iam misses required variable 'bucket_arn'" in p for p in problems)
+    assert any(
+        "envs/dev: module retrain misses required variable 'bucket_name'" in p for p in problems
+    )
+    assert any("envs/prod: module retrain is not a module of terraform/" in p for p in problems)
+
+
+def test_every_env_is_a_thin_call_of_the_composition_module(parsed_tf):
+    assert check_envs(parsed_tf) == []
+    for env in ENV_NAMES:
+        config = parsed_tf[f"envs/{env}"]
         backend = config.blocks("terraform")[0]["backend"][0]["s3"]
         assert backend == {"encrypt": True, "use_lockfile": True}, "partial config, no names"
+        assert set(config.labelled("output")) == set(
+            parsed_tf[f"modules/{ROOT_MODULE}"].labelled("output")
+        )
+        assert len(config.blocks("moved")) == len(COMPONENTS)
+
+
+ENV_BREAKS = {
+    "second-call": (
+        lambda c: c.files["main.tf"]["module"].append(
+            {"alerts": {"source": "../../modules/alerts"}}
+        ),
+        "calls ['alerts', 'retrain'], not retrain alone",
+    ),
+    "own-resource": (
+        lambda c: (
+            c.files["main.tf"]
+            .setdefault("resource", [])
+            .append({"aws_s3_bucket": {"extra": {"bucket": "x"}}})
+        ),
+        "declares resource blocks",
+    ),
+    "output-dropped": (
+        lambda c: c.files["outputs.tf"]["output"].pop(0),
+        "output 'bucket' of modules/retrain is not forwarded",
+    ),
+    "output-rewired": (
+        lambda c: c.labelled("output")["bucket"].update(value="${var.bucket_name}"),
+        "output 'bucket' is not module.retrain.bucket",
+    ),
+    "output-redescribed": (
+        lambda c: c.labelled("output")["region"].update(description="Somewhere."),
+        "output 'region' is described unlike the module's",
+    ),
+    "variable-default": (
+        lambda c: c.labelled("variable")["name_prefix"].update(default="other"),
+        "variable 'name_prefix' default differs from the module's",
+    ),
+    "moved-dropped": (
+        lambda c: c.files["moved.tf"]["moved"].pop(0),
+        "no moved block from module.data_bucket",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENV_BREAKS))
+def test_a_thick_env_is_caught(broken_copy, name):
+    break_it, expected = ENV_BREAKS[name]
+    configs = broken_copy()
+    break_it(configs["envs/prod"])
+    problems = check_envs(configs)
+    assert any(f"envs/prod: {expected}" in p for p in problems), problems
 
 
 # -- checkov ---------------------------------------------------------------------------------------

@@ -27,6 +27,9 @@ MODULES = TERRAFORM / "modules"
 ENVS = TERRAFORM / "envs"
 PROJECT_SETTINGS = TERRAFORM / "retrain_config.json"
 
+# The root composition module: it calls the component modules, and every env calls it once.
+ROOT_MODULE = "retrain"
+
 _OPTIONS = SerializationOptions(
     with_comments=False, explicit_blocks=False, strip_string_quotes=True
 )
@@ -380,6 +383,83 @@ def check_pins(configs: dict[str, Config]) -> list[str]:
                     problems.append(f"{key}: module {mname} git source not pinned to a commit")
             elif not _EXACT.match(str(body.get("version", ""))):
                 problems.append(f"{key}: module {mname} registry version not pinned exactly")
+    return problems
+
+
+_META_ARGUMENTS = {"source", "version", "providers", "count", "for_each", "depends_on"}
+
+
+def module_calls(
+    configs: dict[str, Config],
+) -> Iterator[tuple[str, str, dict[str, Any], Config | None]]:
+    """(caller key, call name, call body, the called Config or None) of every module call."""
+    by_path = {config.path.resolve(): config for config in configs.values()}
+    for key, config in configs.items():
+        for name, call in config.labelled("module").items():
+            source = str(call.get("source", ""))
+            local = source.startswith(("./", "../"))
+            yield key, name, call, by_path.get((config.path / source).resolve()) if local else None
+
+
+def check_module_calls(configs: dict[str, Config]) -> list[str]:
+    """Every module call names a module of terraform/, passes only variables it declares and
+    every variable it requires (no default)."""
+    problems = []
+    for key, name, call, target in module_calls(configs):
+        if target is None:
+            problems.append(f"{key}: module {name} is not a module of terraform/")
+            continue
+        declared = target.labelled("variable")
+        passed = set(call) - _META_ARGUMENTS
+        for arg in sorted(passed - set(declared)):
+            problems.append(f"{key}: module {name} gets undeclared variable {arg!r}")
+        for arg in sorted(n for n, body in declared.items() if "default" not in body):
+            if arg not in passed:
+                problems.append(f"{key}: module {name} misses required variable {arg!r}")
+    return problems
+
+
+def check_envs(configs: dict[str, Config]) -> list[str]:
+    """Every env is thin: one call of modules/<ROOT_MODULE>, no resource or data source of its
+    own; every output of that module forwarded under the same name and description; every
+    variable the env hands on unchanged declared as the module declares it (type, description,
+    default); a moved block from each component module's old root address to its address in the
+    composition module."""
+    problems = []
+    root = configs[f"modules/{ROOT_MODULE}"]
+    root_outputs = root.labelled("output")
+    root_variables = root.labelled("variable")
+    components = sorted(root.labelled("module"))
+    for key, config in configs.items():
+        if not key.startswith("envs/"):
+            continue
+        calls = config.labelled("module")
+        if set(calls) != {ROOT_MODULE}:
+            problems.append(f"{key}: calls {sorted(calls)}, not {ROOT_MODULE} alone")
+        call = calls.get(ROOT_MODULE, {})
+        if call.get("source") != f"../../modules/{ROOT_MODULE}":
+            problems.append(f"{key}: module {ROOT_MODULE} source is {call.get('source')!r}")
+        for kind in ("resource", "data"):
+            if config.blocks(kind):
+                problems.append(f"{key}: declares {kind} blocks (they belong in the modules)")
+        outputs = config.labelled("output")
+        for name in sorted(set(root_outputs) - set(outputs)):
+            problems.append(f"{key}: output {name!r} of modules/{ROOT_MODULE} is not forwarded")
+        for name, body in outputs.items():
+            if body.get("value") != f"${{module.{ROOT_MODULE}.{name}}}":
+                problems.append(f"{key}: output {name!r} is not module.{ROOT_MODULE}.{name}")
+            elif body.get("description") != root_outputs[name].get("description"):
+                problems.append(f"{key}: output {name!r} is described unlike the module's")
+        for name, body in config.labelled("variable").items():
+            if call.get(name) != f"${{var.{name}}}" or name not in root_variables:
+                continue
+            for attr in ("type", "description", "default"):
+                if body.get(attr, "<unset>") != root_variables[name].get(attr, "<unset>"):
+                    problems.append(f"{key}: variable {name!r} {attr} differs from the module's")
+        moved = {(m.get("from"), m.get("to")) for m in config.blocks("moved")}
+        for name in components:
+            if (f"${{module.{name}}}", f"${{module.{ROOT_MODULE}.module.{name}}}") not in moved:
+                problems.append(f"{key}: no moved block from module.{name}")
     return problems
 
 

@@ -14,13 +14,12 @@ import pytest
 
 import triggers.landing as landing
 from retrain.config import ConfigError, IngestConfig, parse_config
-from retrain.s3server import S3Server
 from retrain.storage import S3Storage
 from triggers.landing import STARTUP_GRACE_S, LandingSensor, LandingTrigger, Pace
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-CONN_ID = "landing_test"
+CONN_ID = "landing_test"  # registered by the connection fixture (conftest.py)
 PATTERNS = IngestConfig().ignore_patterns
 # Objects that are not data yet: their fate is "ignore" (retrain.keys), so they never fire.
 NOT_DATA_YET = (
@@ -30,18 +29,6 @@ NOT_DATA_YET = (
     "landing/z.parquet.crdownload",
     "landing/folder/",
 )
-
-
-@pytest.fixture
-def connection(monkeypatch: pytest.MonkeyPatch, s3_server: S3Server) -> str:
-    conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": s3_server.endpoint_url, "region_name": "us-east-1"},
-    }
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
-    return CONN_ID
 
 
 def _trigger(

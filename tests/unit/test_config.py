@@ -146,3 +146,34 @@ def test_the_deploy_policy_and_drift_settings_are_read_and_checked(raw):
     flag["dataset"]["columns"]["tenure_months"]["drift"] = "no"
     with pytest.raises(ConfigError, match="drift must be true or false"):
         parse(flag)
+
+
+def test_arrival_defaults_to_polling_and_events_needs_a_queue(raw):
+    orch = parse(raw).orchestration
+    assert (orch.arrival, orch.queue_url) == ("poll", "")
+    assert orch.reconcile_minutes > 0 and orch.reconcile_grace_seconds >= 0
+    with pytest.raises(ConfigError, match='arrival = "events" needs queue_url'):
+        parse(raw, env={"RETRAIN__ORCHESTRATION__ARRIVAL": "events"})
+    queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/retrain-landing"
+    events = parse(
+        raw,
+        env={
+            "RETRAIN__ORCHESTRATION__ARRIVAL": "events",
+            "RETRAIN__ORCHESTRATION__QUEUE_URL": queue,
+            "RETRAIN__ORCHESTRATION__RECONCILE_MINUTES": "2",
+        },
+    ).orchestration
+    assert (events.arrival, events.queue_url, events.reconcile_minutes) == ("events", queue, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("arrival", "webhook", r"arrival must be one of \('poll', 'events'\)"),
+        ("reconcile_minutes", "0", "reconcile_minutes must be above 0"),
+        ("reconcile_grace_seconds", "-1", "reconcile_grace_seconds must be 0 or more"),
+    ],
+)
+def test_bad_arrival_settings_are_rejected(raw, key, value, match):
+    with pytest.raises(ConfigError, match=match):
+        parse(raw, env={f"RETRAIN__ORCHESTRATION__{key.upper()}": value})

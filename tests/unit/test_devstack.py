@@ -96,3 +96,41 @@ def test_only_a_heartbeat_after_the_restart_proves_the_new_process_runs() -> Non
     assert heartbeat_since(health, "dag-processor", since)
     assert not heartbeat_since(health, "scheduler", since)
     assert heartbeat_since(health, "api-server", since), "answering is its only sign of life"
+
+
+def test_the_stack_reads_its_arrival_mode_from_the_config_it_runs_with(monkeypatch) -> None:
+    from retrain.devstack import PROJECT_ROOT, _arrival_of
+
+    monkeypatch.delenv("RETRAIN__ORCHESTRATION__ARRIVAL", raising=False)
+    monkeypatch.delenv("RETRAIN_CONFIG", raising=False)
+    assert _arrival_of({}, PROJECT_ROOT) == ("poll", "landing/")
+    # events without a queue yet: the stack provides the queue, so the config still loads
+    events = {"RETRAIN__ORCHESTRATION__ARRIVAL": "events"}
+    assert _arrival_of(events, PROJECT_ROOT) == ("events", "landing/")
+
+
+def test_events_mode_notifies_a_queue_of_every_object_created_in_landing(s3_server) -> None:
+    import boto3
+
+    from retrain.devstack import LOCAL_KEY_ID, LOCAL_SECRET, _create_landing_notifications
+
+    kwargs = {
+        "endpoint_url": s3_server.endpoint_url,
+        "region_name": "us-east-1",
+        "aws_access_key_id": LOCAL_KEY_ID,
+        "aws_secret_access_key": LOCAL_SECRET,
+    }
+    s3, sqs = boto3.client("s3", **kwargs), boto3.client("sqs", **kwargs)
+    s3.create_bucket(Bucket="devstack-events")
+    url = _create_landing_notifications(
+        s3_server.endpoint_url, "devstack-events", "landing/", "devstack-events-landing"
+    )
+    s3.put_object(Bucket="devstack-events", Key="raw/not-this.csv", Body=b"x")
+    s3.put_object(Bucket="devstack-events", Key="landing/this one.csv", Body=b"x")
+    bodies = [
+        json.loads(m["Body"])
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    ]
+    assert bodies[0]["Event"] == "s3:TestEvent"
+    keys = [r["s3"]["object"]["key"] for b in bodies[1:] for r in b["Records"]]
+    assert keys == ["landing%2Fthis+one.csv"]  # URL-encoded, as on AWS

@@ -168,6 +168,17 @@ def test_decision_without_champion_or_drift() -> None:
     assert not any("drift/" in h for h in c.hrefs)
 
 
+def test_decision_says_when_the_challenger_learned_from_a_sample() -> None:
+    record = {"training_rows": 20_000_000, "n_train": 2_270_000, "sampled_from": 16_000_000}
+    sampled = reports.render_decision(
+        "v1", record | {"memory": {"budget_mb": 1024}}, {}, None, None
+    )
+    assert "seeded sample of 2270000 of its 16000000 training rows" in sampled
+    assert "1024 MB" in sampled
+    whole = reports.render_decision("v1", record | {"sampled_from": 0}, {}, None, None)
+    assert "seeded sample" not in whole
+
+
 def test_validation_summary_escapes_and_filters_links() -> None:
     entries = [
         {

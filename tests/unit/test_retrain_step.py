@@ -10,33 +10,45 @@ import pytest
 from retrain.config import load_config
 from retrain.datagen import generate
 from retrain.features import build_features
-from retrain.steps.retrain import TrainingSet, holdout_rows, new_feature_keys, training_window
+from retrain.steps.retrain import holdout_rows, new_feature_keys, training_window
+from retrain.steps.training_set import StagedSet
+from retrain.trainset import build_row_index
 
 CFG = load_config(Path(__file__).parents[2] / "retrain.toml", env={})
 DS = CFG.dataset
 
 
-def _training_set(frames: dict[str, pd.DataFrame]):
-    frame = pd.concat(frames.values(), ignore_index=True)
-    sources = pd.Series(np.repeat(list(frames), [len(f) for f in frames.values()]))
-    return TrainingSet(frame=frame, sources=sources, replaced_rows=0)
+def _staged(tmp: Path, frames: dict[str, pd.DataFrame]) -> StagedSet:
+    """What staged_training_set gives for these feature files, from local files."""
+    paths = tuple(tmp / f"{n}.parquet" for n in range(len(frames)))
+    for path, frame in zip(paths, frames.values(), strict=True):
+        frame.to_parquet(path)
+    index = build_row_index(paths, DS)
+    rows = np.ones(index.n_rows, dtype=bool)
+    return StagedSet(tuple(frames), paths, ("e",) * len(paths), index, rows, replaced_rows=0)
 
 
-def test_the_holdout_is_the_newest_part_of_what_the_champion_never_saw():
+def test_the_holdout_is_the_newest_part_of_what_the_champion_never_saw(tmp_path: Path):
     old = build_features(generate(3000, seed=1, start=datetime(2025, 1, 1)), DS)
     new = build_features(generate(1000, seed=2, start=datetime(2025, 1, 8)), DS)
-    ts = _training_set({"f/old.parquet": old, "f/new.parquet": new})
-    keys = new_feature_keys(ts, ["f/old.parquet"])
+    ts = _staged(tmp_path, {"f/old.parquet": old, "f/new.parquet": new})
+    keys = new_feature_keys(ts.keys, ["f/old.parquet"])
     assert keys == ("f/new.parquet",)
     mask = holdout_rows(ts, CFG, keys)
     assert mask is not None and mask.sum() == round(1000 * CFG.training.new_data_holdout_fraction)
-    held, rest = ts.frame[mask], ts.frame[~mask & (ts.sources == "f/new.parquet").to_numpy()]
+    frame = pd.concat([old, new], ignore_index=True)
+    from_new = ts.rows_of(keys)
+    held, rest = frame[mask], frame[~mask & from_new]
     # only new rows, and the newest of them: the challenger trains on the older rest
-    assert set(ts.sources[mask]) == {"f/new.parquet"} and len(rest) == 1000 - mask.sum()
+    assert ts.sources(mask) == ["f/new.parquet"] and len(rest) == 1000 - mask.sum()
     assert held[DS.time_column].min() >= rest[DS.time_column].max()
+    # exactly the rows the pandas time order puts last among the new ones (ties by id)
+    ordered = frame[from_new].sort_values([DS.time_column, DS.id_column], kind="stable")
+    assert set(np.flatnonzero(mask)) == set(ordered.index[len(ordered) - mask.sum() :])
     # no champion, or too few new rows: the time holdout
-    assert new_feature_keys(ts, None) == () and holdout_rows(ts, CFG, ()) is None
-    few = _training_set({"f/old.parquet": old, "f/new.parquet": new.iloc[:150]})
+    assert new_feature_keys(ts.keys, None) == () and holdout_rows(ts, CFG, ()) is None
+    (tmp_path / "few").mkdir()
+    few = _staged(tmp_path / "few", {"f/old.parquet": old, "f/new.parquet": new.iloc[:150]})
     assert holdout_rows(few, CFG, ("f/new.parquet",)) is None
 
 

@@ -16,6 +16,7 @@ from retrain.status import (
     ChampionView,
     DagView,
     LastDecision,
+    Limits,
     Pending,
     Quarantined,
     Run,
@@ -159,6 +160,20 @@ def test_files_stuck_without_a_waiting_ingest_run() -> None:
     pending = Pending(1, "landing/late.csv", at(0.5), 30 * 60)
     s = status(pending=pending, dags=dags(ingest="success"), health={"triggerer": "healthy"})
     assert explain(s).endswith("(oldest landing/late.csv): no ingest run is waiting for files")
+
+
+def test_files_stuck_with_event_arrival_point_at_the_notification() -> None:
+    """With notifications no ingest run waits between batches: that is not the cause."""
+    pending = Pending(1, "landing/late.csv", at(0.5), 30 * 60)
+    s = status(
+        pending=pending,
+        dags=dags(ingest="success"),
+        health={"triggerer": "healthy"},
+        limits=Limits(arrival="events"),
+    )
+    line = explain(s)
+    assert "no ingest run is waiting" not in line
+    assert "notification to the landing queue" in line and "reconcile_minutes" in line
 
 
 def test_files_just_landed_are_not_stuck() -> None:

@@ -21,7 +21,6 @@ from retrain.config import load_config
 from retrain.datagen import generate, write_batch
 from retrain.features import build_features, feature_names
 from retrain.featurize import write_features
-from retrain.steps.retrain import assemble_training_set
 from retrain.tables import coerce_types, iter_table, read_table
 from retrain.training import refit, split_by_time, split_holdout, train_model
 
@@ -110,11 +109,12 @@ def test_id_hashes_are_pinned() -> None:
 # -- which rows ---------------------------------------------------------------------------------
 
 
-class FileStorage:
-    """What assemble_training_set reads: local files by key."""
-
-    def get_bytes_with_etag(self, key: str) -> tuple[bytes, str]:
-        return Path(key).read_bytes(), '"e"'
+def pandas_upsert(frame: pd.DataFrame) -> pd.DataFrame:
+    """The upsert as the pandas training set applied it: sort by time (stable, missing last),
+    keep the last row per id, in the original order."""
+    order = frame.sort_values(DS.time_column, kind="stable").index
+    keep = ~frame.loc[order, DS.id_column].duplicated(keep="last")
+    return frame.loc[order[keep.to_numpy()].sort_values()].reset_index(drop=True)
 
 
 def test_newest_per_id_matches_the_pandas_upsert_on_ties(tmp_path: Path) -> None:
@@ -135,10 +135,9 @@ def test_newest_per_id_matches_the_pandas_upsert_on_ties(tmp_path: Path) -> None
     # a: a tie, the later file wins; b, c: the older file has the later time; d, e: a missing
     # time sorts last in pandas' upsert, so it wins; f: the later row of the later file
     assert np.flatnonzero(keep).tolist() == [1, 2, 4, 6, 9, 12]
-    upsert = replace(CFG, ingest=replace(CFG.ingest, duplicate_ids="upsert"))
-    expected = assemble_training_set(FileStorage(), upsert, [str(p) for p in paths])
-    pd.testing.assert_frame_equal(concat(paths)[keep].reset_index(drop=True), expected.frame)
-    assert expected.replaced_rows == index.n_rows - keep.sum() == 7
+    expected = pandas_upsert(concat(paths))
+    pd.testing.assert_frame_equal(concat(paths)[keep].reset_index(drop=True), expected)
+    assert index.n_rows - len(expected) == index.n_rows - keep.sum() == 7
     # within a mask: without the newer file, nothing is replaced
     only_older = np.r_[np.ones(6, dtype=bool), np.zeros(7, dtype=bool)]
     assert (trainset.newest_per_id(index, only_older) == only_older).all()

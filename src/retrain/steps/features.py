@@ -1,17 +1,21 @@
-"""Features: each accepted raw file becomes one Parquet feature file (features are row-wise)."""
+"""Features: each accepted raw file becomes one Parquet feature file (features are row-wise),
+featurized chunk by chunk into row groups (:mod:`retrain.featurize`), so memory is bounded by
+the chunk, not the file."""
 
 from __future__ import annotations
 
 import io
 import logging
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from retrain.config import Config
-from retrain.features import build_features
+from retrain.featurize import ROW_GROUP_ROWS, write_features
 from retrain.layout import Layout
 from retrain.storage import S3Storage
-from retrain.tables import coerce_types, read_table
+from retrain.tables import iter_table
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +59,12 @@ def build_features_for_new_raw(storage: S3Storage, cfg: Config) -> FeatureBuild:
         if target in existing:
             already += 1
             continue
-        typed = coerce_types(
-            read_table(storage.get_bytes(obj.key), obj.key, cfg.dataset), cfg.dataset
-        )
-        table = build_features(typed, cfg.dataset)
-        storage.write_parquet(target, table, metadata={ROWS_METADATA: str(len(table))})
+        with tempfile.TemporaryDirectory(prefix="retrain-features-") as tmp:
+            local = Path(tmp) / "features.parquet"
+            chunks = iter_table(storage.get_bytes(obj.key), obj.key, cfg.dataset, ROW_GROUP_ROWS)
+            n = write_features(chunks, cfg.dataset, local)
+            storage.upload(target, local, metadata={ROWS_METADATA: str(n)})
         written.append(target)
-        rows += len(table)
-        log.info("features: %s -> %s (%d rows)", obj.key, target, len(table))
+        rows += n
+        log.info("features: %s -> %s (%d rows)", obj.key, target, n)
     return FeatureBuild(written=tuple(written), rows=rows, already_built=already)

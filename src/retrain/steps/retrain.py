@@ -1,13 +1,15 @@
 """Retrain: pin the feature files, gate the training set, train, evaluate, decide, deploy.
 
-Each step reloads the pinned feature files by key (only keys travel through XCom) and assembles
-them the same way, so the gate, the training and the evaluation see the same table.
+Each step stages the pinned feature files by key (only keys travel through XCom) the same way
+(:mod:`retrain.steps.training_set`), so the gate, the training and the evaluation see the same
+rows; none of them holds the table in pandas, and each reports its peak memory against
+``[training] memory_budget_mb``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import io
 import json
 import logging
 import platform
@@ -17,7 +19,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from retrain import metrics as statsd
 from retrain import reports
@@ -31,15 +32,15 @@ from retrain.layout import Layout
 from retrain.registry import ChampionChanged, ModelRegistry
 from retrain.steps.features import feature_rows
 from retrain.steps.reporting import champion_history, publish_index
+from retrain.steps.training_set import StagedSet, memory_use, staged_training_set
 from retrain.storage import S3Storage
-from retrain.training import (
-    Metrics,
-    Model,
-    evaluate,
-    in_time_order,
-    refit,
-    split_holdout,
-    train_model,
+from retrain.training import Metrics, Model, metrics_of
+from retrain.trainset import (
+    newest_rows,
+    predict_streamed,
+    refit_streamed,
+    split_by_time,
+    train_streamed,
 )
 
 log = logging.getLogger(__name__)
@@ -50,16 +51,6 @@ class TrainingSetRejected(RuntimeError):
 
     Deterministic: the same feature files fail the same way, so the task fails without retries.
     """
-
-
-@dataclass(frozen=True)
-class TrainingSet:
-    """The pinned feature files as one table; ``sources`` names each row's feature file."""
-
-    frame: pd.DataFrame
-    sources: pd.Series
-    replaced_rows: int  # rows an upsert replaced by a newer row with the same id
-    etags: tuple[str, ...] = ()  # of the feature files as read, in key order
 
 
 def pinned_feature_keys(storage: S3Storage, cfg: Config) -> tuple[str, ...]:
@@ -101,33 +92,7 @@ def training_window(
     return tuple(chosen)
 
 
-def assemble_training_set(
-    storage: S3Storage, cfg: Config, keys: list[str] | tuple[str, ...]
-) -> TrainingSet:
-    """Concatenate the feature files in the given order; under ``duplicate_ids = "upsert"`` keep
-    the newest row per id (latest time column; on a tie, the later file)."""
-    read = [storage.get_bytes_with_etag(k) for k in keys]
-    frames = [pd.read_parquet(io.BytesIO(data)) for data, _ in read]
-    etags = tuple(etag.strip('"') for _, etag in read)
-    del read
-    sources = pd.Series(
-        [k for k, f in zip(keys, frames, strict=True) for _ in range(len(f))], dtype=object
-    )
-    df = pd.concat(frames, ignore_index=True)
-    replaced = 0
-    if cfg.ingest.duplicate_ids == "upsert" and len(df):
-        ds = cfg.dataset
-        order = df.sort_values(ds.time_column, kind="stable").index
-        keep = ~df.loc[order, ds.id_column].duplicated(keep="last")
-        kept = order[keep.to_numpy()].sort_values()
-        replaced = len(df) - len(kept)
-        df, sources = df.loc[kept].reset_index(drop=True), sources.loc[kept].reset_index(drop=True)
-        if replaced:
-            log.info("upsert: %d row(s) replaced by newer rows with the same id", replaced)
-    return TrainingSet(frame=df, sources=sources, replaced_rows=replaced, etags=etags)
-
-
-def snapshot(ts: TrainingSet, keys: list[str] | tuple[str, ...], cfg: Config) -> dict[str, Any]:
+def snapshot(ts: StagedSet, cfg: Config) -> dict[str, Any]:
     """What a model was trained from, to train it again: the feature files and their ETags, a
     hash of the config, the library versions and the seed (the same snapshot gives the same
     model: training is single-configuration, seeded and ``deterministic``)."""
@@ -136,7 +101,7 @@ def snapshot(ts: TrainingSet, keys: list[str] | tuple[str, ...], cfg: Config) ->
     settings = {k: v for k, v in asdict(cfg).items() if k != "source"}
     text = json.dumps(settings, sort_keys=True, default=str)
     return {
-        "files": [{"key": k, "etag": e} for k, e in zip(keys, ts.etags, strict=True)],
+        "files": [{"key": k, "etag": e} for k, e in zip(ts.keys, ts.etags, strict=True)],
         "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
         "libraries": {
             "python": platform.python_version(),
@@ -155,36 +120,47 @@ class TrainingSetCheck:
     rows: int
     summary: str
     replaced_rows: int = 0
+    memory: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"feature_keys": list(self.feature_keys)}
 
 
 def check_training_set(storage: S3Storage, cfg: Config, *, run_name: str) -> TrainingSetCheck:
-    """Pin the feature files of this training run and gate them with the training checkpoint."""
-    from validation.gates import validate_training_set
+    """Pin the feature files of this training run and gate them with the training checkpoint:
+    exact streamed counts and checks, GX on a seeded sample
+    (:func:`validation.training_stream.validate_training_stream`)."""
+    from validation.training_stream import validate_training_stream
 
     keys = pinned_feature_keys(storage, cfg)
     if not keys:
         raise TrainingSetRejected(
             f"no feature files under {storage.uri(cfg.storage.features_prefix)}"
         )
-    ts = assemble_training_set(storage, cfg, keys)
-    result = validate_training_set(ts.frame, cfg, run_name=run_name)
-    raw = [] if result.success else _raw_keys_of(storage, cfg, responsible_files(result, ts))
+    with staged_training_set(storage, cfg, keys) as ts:
+        result = validate_training_stream(ts.paths, ts.index, cfg, run_name=run_name, mask=ts.rows)
+        meta = result.result.get("meta") or {}
+        culprits = sorted(ts.key_of(p) for p in meta.get("responsible_files", ()))
+        result = dataclasses.replace(
+            result, result={**result.result, "meta": {**meta, "responsible_files": culprits}}
+        )
+        n_rows, replaced = ts.n_rows, ts.replaced_rows
+    raw = [] if result.success else _raw_keys_of(storage, cfg, culprits)
     report_key = _record_training_check(storage, cfg, run_name, keys, result, raw)
+    memory = memory_use(cfg, "training-set check")
     if not result.success:
         blame = f"; files responsible: {raw} (`retrain retract FILE`)" if raw else ""
         raise TrainingSetRejected(
-            f"training set rejected ({len(ts.frame)} rows from {len(keys)} files): "
+            f"training set rejected ({n_rows} rows from {len(keys)} files): "
             f"{result.summary()}{blame} -- report: {storage.uri(report_key)}; "
             "the champion keeps serving"
         )
     return TrainingSetCheck(
         feature_keys=keys,
-        rows=len(ts.frame),
+        rows=n_rows,
         summary=result.summary(),
-        replaced_rows=ts.replaced_rows,
+        replaced_rows=replaced,
+        memory=memory.as_dict(),
     )
 
 
@@ -235,27 +211,6 @@ def _record_training_check(
     return report_key
 
 
-def responsible_files(result: Any, ts: TrainingSet) -> list[str]:
-    """Feature files holding the rows behind each failed column expectation: the files with a
-    duplicated id, or with one of GX's example unexpected values (set-level failures, such as
-    too few rows, have no single culprit and name none)."""
-    files: set[str] = set()
-    for failure in result.failed:
-        column = failure.column
-        if column is None or column not in ts.frame.columns:
-            continue
-        values = ts.frame[column]
-        if failure.expectation_type == "expect_column_values_to_be_unique":
-            mask = values.duplicated(keep=False) & values.notna()
-        elif failure.expectation_type == "expect_column_values_to_not_be_null":
-            mask = values.isna()
-        else:
-            examples = (failure.details.get("result") or {}).get("partial_unexpected_list") or []
-            mask = values.isin(examples)
-        files |= set(ts.sources[mask.to_numpy()])
-    return sorted(files)
-
-
 def _raw_keys_of(storage: S3Storage, cfg: Config, feature_keys: list[str]) -> list[str]:
     if not feature_keys:
         return []
@@ -273,32 +228,47 @@ def _raw_keys_of(storage: S3Storage, cfg: Config, feature_keys: list[str]) -> li
 MIN_NEW_ROWS = 100
 
 
-def new_feature_keys(ts: TrainingSet, champion_keys: list[str] | None) -> tuple[str, ...]:
-    """The feature files of the training set that the champion never trained on."""
+def new_feature_keys(keys: tuple[str, ...], champion_keys: list[str] | None) -> tuple[str, ...]:
+    """The feature files among ``keys`` that the champion never trained on."""
     if not champion_keys:
         return ()
-    return tuple(sorted(set(ts.sources) - set(champion_keys)))
+    return tuple(sorted(set(keys) - set(champion_keys)))
 
 
-def holdout_rows(ts: TrainingSet, cfg: Config, new_keys: tuple[str, ...]) -> np.ndarray | None:
+def holdout_rows(ts: StagedSet, cfg: Config, new_keys: tuple[str, ...]) -> np.ndarray | None:
     """The rows both models are judged on: the newest ``new_data_holdout_fraction`` by time of
     the rows from ``new_keys``. The challenger trains on the older rest of them, so it has seen
     what changed, and on everything before; the champion has seen none of them. None (the time
     holdout) when there are too few, or a part would miss a class."""
     if not new_keys:
         return None
-    new = ts.sources.isin(set(new_keys)).to_numpy()
-    ds = cfg.dataset
-    order = in_time_order(ts.frame.loc[new], ds).index
-    n_holdout = round(len(order) * cfg.training.new_data_holdout_fraction)
-    if n_holdout < MIN_NEW_ROWS or n_holdout >= len(ts.frame):
+    new = ts.rows_of(new_keys)
+    n_holdout = round(int(np.count_nonzero(new)) * cfg.training.new_data_holdout_fraction)
+    if n_holdout < MIN_NEW_ROWS or n_holdout >= ts.n_rows:
         return None
-    mask = np.zeros(len(ts.frame), dtype=bool)
-    mask[ts.frame.index.get_indexer(order[len(order) - n_holdout :])] = True
-    y = ts.frame[ds.target].to_numpy()
-    if len(set(y[mask])) < 2 or len(set(y[~mask])) < 2:
+    mask = newest_rows(ts.paths, ts.index, new, n_holdout, id_column=cfg.dataset.id_column)
+    target = ts.index.target
+    if len(np.unique(target[mask])) < 2 or len(np.unique(target[ts.rows & ~mask])) < 2:
         return None
     return mask
+
+
+def split_rows(
+    ts: StagedSet, cfg: Config, new_keys: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(training part, holdout, judged on new data): :func:`holdout_rows` when it has them,
+    else the newest ``holdout_fraction`` of all rows by time."""
+    newest = holdout_rows(ts, cfg, new_keys)
+    if newest is not None:
+        return ts.rows & ~newest, newest, True
+    older, newest = split_by_time(
+        ts.paths,
+        ts.index,
+        ts.rows,
+        cfg.training.holdout_fraction,
+        id_column=cfg.dataset.id_column,
+    )
+    return older, newest, False
 
 
 @dataclass(frozen=True)
@@ -313,6 +283,10 @@ class Challenger:
     # the newest holdout_fraction (no champion, or too little new data)
     evaluated_on: str = "time"
     new_keys: tuple[str, ...] = ()  # the feature files the champion never saw ("new data")
+    # the training part had this many rows and the model learned from a seeded sample of
+    # n_train of them, to stay within the memory budget (0: it learned from all of them)
+    sampled_from: int = 0
+    memory: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"new_keys": list(self.new_keys)}
@@ -320,14 +294,15 @@ class Challenger:
 
 def train_challenger(storage: S3Storage, cfg: Config, feature_keys: list[str]) -> Challenger:
     """Train on the pinned features with the newest data held out, save a new model version."""
-    ts = assemble_training_set(storage, cfg, feature_keys)
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     champion = registry.champion()
     champion_keys = registry.load_metadata(champion.version)["feature_keys"] if champion else None
-    new_keys = new_feature_keys(ts, champion_keys)
-    newest = holdout_rows(ts, cfg, new_keys)
-    result = train_model(ts.frame, cfg, newest=newest)
-    train_part, _ = split_holdout(ts.frame, cfg.dataset, cfg.training.holdout_fraction, newest)
+    with staged_training_set(storage, cfg, feature_keys) as ts:
+        new_keys = new_feature_keys(ts.keys, champion_keys)
+        train, holdout, on_new_data = split_rows(ts, cfg, new_keys)
+        result = train_streamed(ts.paths, ts.index, train, holdout, cfg)
+        profile = _reference(ts, train, result.model, cfg)
+        data = snapshot(ts, cfg)
     version = registry.new_version()
     challenger = Challenger(
         version=version,
@@ -336,20 +311,18 @@ def train_challenger(storage: S3Storage, cfg: Config, feature_keys: list[str]) -
         n_train=result.n_train,
         n_holdout=result.n_holdout,
         holdout_start=result.holdout_start,
-        evaluated_on="time" if newest is None else "new data",
-        new_keys=() if newest is None else new_keys,
+        evaluated_on="new data" if on_new_data else "time",
+        new_keys=new_keys if on_new_data else (),
+        sampled_from=result.sampled_from,
+        memory=memory_use(cfg, "train").as_dict(),
     )
     _save(
         registry,
         cfg,
         version,
         result.model,
-        train_part,
-        {
-            **challenger.as_dict(),
-            "feature_keys": list(feature_keys),
-            "snapshot": snapshot(ts, feature_keys, cfg),
-        },
+        profile,
+        {**challenger.as_dict(), "feature_keys": list(feature_keys), "snapshot": data},
     )
     log.info("challenger %s (%s holdout): %s", version, challenger.evaluated_on, challenger.metrics)
     return challenger
@@ -360,10 +333,10 @@ def _save(
     cfg: Config,
     version: str,
     model: Model,
-    reference: pd.DataFrame,
+    profile: dict[str, Any],
     metadata: dict[str, Any],
 ) -> None:
-    """A model version with its drift baseline: the rows it learned from and its scores there."""
+    """A model version with its drift baseline (:func:`_reference`)."""
     registry.save_version(
         version,
         model_text=model.to_text(),
@@ -374,9 +347,16 @@ def _save(
             "training": asdict(cfg.training),
             "created_at": datetime.now(UTC).isoformat(),
         },
-        reference_profile=reference_profile(
-            reference, cfg.dataset, cfg.drift, scores=model.predict_proba(reference)
-        ),
+        reference_profile=profile,
+    )
+
+
+def _reference(ts: StagedSet, mask: np.ndarray, model: Model, cfg: Config) -> dict[str, Any]:
+    """The drift baseline of a model: the rows it learned from (a seeded sample of at most
+    ``DRIFT_SAMPLE_ROWS``) and its scores there."""
+    reference = ts.sample_frame(mask, cfg)
+    return reference_profile(
+        reference, cfg.dataset, cfg.drift, scores=model.predict_proba(reference)
     )
 
 
@@ -401,6 +381,9 @@ class DecisionRecord:
     training_rows: int = 0
     replaced_rows: int = 0  # rows an upsert replaced by newer rows with the same id
     serving_version: str | None = None  # the refit on every row that deploy promotes
+    n_train: int = 0  # rows the challenger learned from
+    sampled_from: int = 0  # ... a seeded sample of this many, within the memory budget (0: all)
+    memory: dict[str, Any] = dataclasses.field(default_factory=dict)  # of the deciding task
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -413,46 +396,51 @@ def evaluate_and_decide(
     compare them with a paired bootstrap, check drift against the champion's reference, and let
     the deploy policy decide. The record and its reports are written either way."""
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
-    ts = assemble_training_set(storage, cfg, feature_keys)
     meta = registry.load_metadata(version)
-    new_keys = tuple(meta.get("new_keys") or ())
-    newest = holdout_rows(ts, cfg, new_keys)
-    _, holdout = split_holdout(ts.frame, cfg.dataset, cfg.training.holdout_fraction, newest)
-    # drift: every row the champion never saw (the holdout alone without a champion's news)
-    changed = ts.frame[ts.sources.isin(set(new_keys)).to_numpy()] if newest is not None else holdout
-    y = holdout[cfg.dataset.target].to_numpy()
     challenger_model = Model.from_text(registry.load_model_text(version))
-    challenger_scores = challenger_model.predict_proba(holdout)
-    challenger_metrics = evaluate(challenger_model, holdout, cfg.dataset)
     champion = registry.champion()
+    champion_model = (
+        Model.from_text(registry.load_model_text(champion.version)) if champion else None
+    )
     champion_metrics: Metrics | None = None
     drift: DriftReport | None = None
     comparison: Comparison | None = None
     at_training: float | None = None
-    if champion is not None:
-        champion_model = Model.from_text(registry.load_model_text(champion.version))
-        champion_scores = champion_model.predict_proba(holdout)
-        champion_metrics = evaluate(champion_model, holdout, cfg.dataset)
-        gate = cfg.gate
-        comparison = compare_models(
-            y,
-            challenger_scores,
-            champion_scores,
-            metric=gate.metric,
-            rounds=gate.bootstrap_rounds,
-            confidence=gate.confidence,
-            seed=gate.seed,
-        )
-        drift = compare(
-            registry.load_reference(champion.version),
-            changed,
-            cfg.dataset,
-            cfg.drift,
-            scores=champion_scores if changed is holdout else champion_model.predict_proba(changed),
-            importance=champion_model.importance(),
-        )
-        trained = (registry.load_metadata(champion.version).get("metrics") or {}).get(gate.metric)
-        at_training = None if trained is None else float(trained)
+    ds, gate = cfg.dataset, cfg.gate
+    with staged_training_set(storage, cfg, feature_keys) as ts:
+        new_keys = tuple(meta.get("new_keys") or ())
+        _, holdout, on_new_data = split_rows(ts, cfg, new_keys)
+        y = ts.index.labels(holdout)
+        challenger_scores = predict_streamed(challenger_model, ts.paths, ts.index, holdout, ds)
+        challenger_metrics = metrics_of(y, challenger_scores)
+        if champion is not None and champion_model is not None:
+            champion_scores = predict_streamed(champion_model, ts.paths, ts.index, holdout, ds)
+            champion_metrics = metrics_of(y, champion_scores)
+            comparison = compare_models(
+                y,
+                challenger_scores,
+                champion_scores,
+                metric=gate.metric,
+                rounds=gate.bootstrap_rounds,
+                confidence=gate.confidence,
+                seed=gate.seed,
+            )
+            # drift: every row the champion never saw (the holdout alone without its news)
+            changed = ts.sample_frame(ts.rows_of(new_keys) if on_new_data else holdout, cfg)
+            drift = compare(
+                registry.load_reference(champion.version),
+                changed,
+                ds,
+                cfg.drift,
+                scores=champion_model.predict_proba(changed),
+                importance=champion_model.importance(),
+            )
+            del changed
+            trained = (registry.load_metadata(champion.version).get("metrics") or {}).get(
+                gate.metric
+            )
+            at_training = None if trained is None else float(trained)
+        n_rows, replaced = ts.n_rows, ts.replaced_rows
     decision = decide(
         Evidence(
             challenger=getattr(challenger_metrics, cfg.gate.metric),
@@ -478,8 +466,11 @@ def evaluate_and_decide(
         drift=drift.as_dict() if drift else None,
         decided_at=datetime.now(UTC).isoformat(),
         evaluated_on=meta.get("evaluated_on", "time"),
-        training_rows=len(ts.frame),
-        replaced_rows=ts.replaced_rows,
+        training_rows=n_rows,
+        replaced_rows=replaced,
+        n_train=int(meta.get("n_train", 0)),
+        sampled_from=int(meta.get("sampled_from", 0)),
+        memory=memory_use(cfg, "evaluate and decide").as_dict(),
     )
     registry.record_decision(version, record.as_dict())
     rp = cfg.storage.reports_prefix
@@ -515,27 +506,30 @@ def refit_for_serving(storage: S3Storage, cfg: Config, record: dict[str, Any]) -
         return record
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     evaluated = registry.load_metadata(record["version"])
-    ts = assemble_training_set(storage, cfg, evaluated["feature_keys"])
-    model = refit(ts.frame, cfg, int(evaluated["best_iteration"]))
+    with staged_training_set(storage, cfg, evaluated["feature_keys"]) as ts:
+        model = refit_streamed(ts.paths, ts.index, ts.rows, cfg, int(evaluated["best_iteration"]))
+        profile = _reference(ts, ts.rows, model, cfg)
+        data, n_rows = snapshot(ts, cfg), ts.n_rows
     serving = registry.new_version()
     _save(
         registry,
         cfg,
         serving,
         model,
-        ts.frame,
+        profile,
         {
-            **{k: v for k, v in evaluated.items() if k not in ("created_at", "new_keys")},
+            **{k: v for k, v in evaluated.items() if k not in ("created_at", "new_keys", "memory")},
             "refit_of": record["version"],
-            "snapshot": snapshot(ts, evaluated["feature_keys"], cfg),
-            "n_train": len(ts.frame),
+            "snapshot": data,
+            "n_train": n_rows,
             "n_holdout": 0,
+            "memory": memory_use(cfg, "refit").as_dict(),
         },
     )
     out = record | {"serving_version": serving}
     registry.record_decision(serving, out)
     _publish_decision(storage, cfg, registry, out)
-    log.info("serving model %s: %s refit on all %d rows", serving, record["version"], len(ts.frame))
+    log.info("serving model %s: %s refit on all %d rows", serving, record["version"], n_rows)
     return out
 
 

@@ -1,68 +1,34 @@
-# One deployment of the retraining pipeline's AWS side. envs/dev and envs/prod hold the same
-# main.tf and outputs.tf (a test keeps them identical); only variables.tf's defaults and the
-# tfvars differ.
+# The dev deployment: modules/retrain with dev's settings. Every env's variables.tf, outputs.tf,
+# versions.tf and providers.tf are the same (a test keeps them so); only this file differs.
 
 locals {
-  # The project's prefixes and connection id: one file, checked against retrain.toml and
-  # retrain.config by tests/terraform/test_config_agreement.py.
-  project     = jsondecode(file("${path.module}/../../retrain_config.json"))
-  prefixes    = local.project.storage
-  aws_conn_id = local.project.orchestration.aws_conn_id
-
-  name_prefix     = "${var.name_prefix}-${var.environment}"
-  log_bucket_name = coalesce(var.log_bucket_name, "${var.bucket_name}-access-logs")
+  environment = "dev"
 }
 
-module "data_bucket" {
-  source = "../../modules/data_bucket"
+module "retrain" {
+  source = "../../modules/retrain"
 
-  bucket_name                            = var.bucket_name
-  log_bucket_name                        = local.log_bucket_name
-  name_prefix                            = local.name_prefix
-  prefixes                               = local.prefixes
-  quarantine_expiration_days             = var.quarantine_expiration_days
-  reports_expiration_days                = var.reports_expiration_days
-  noncurrent_version_expiration_days     = var.noncurrent_version_expiration_days
-  abort_incomplete_multipart_upload_days = var.abort_incomplete_multipart_upload_days
-  access_log_expiration_days             = var.access_log_expiration_days
-  kms_deletion_window_days               = var.kms_deletion_window_days
-  force_destroy                          = var.force_destroy
-}
+  environment = local.environment
+  region      = var.region
+  name_prefix = var.name_prefix
+  bucket_name = var.bucket_name
 
-module "alerts" {
-  source = "../../modules/alerts"
+  log_bucket_name           = var.log_bucket_name
+  alert_email_addresses     = var.alert_email_addresses
+  airflow_trusted_services  = var.airflow_trusted_services
+  eks_oidc_provider_arn     = var.eks_oidc_provider_arn
+  eks_service_accounts      = var.eks_service_accounts
+  airflow_trusted_role_arns = var.airflow_trusted_role_arns
+  permissions_boundary_arn  = var.permissions_boundary_arn
 
-  name_prefix     = local.name_prefix
-  kms_key_arn     = module.data_bucket.kms_key_arn
-  email_addresses = var.alert_email_addresses
-}
-
-module "landing_events" {
-  source = "../../modules/landing_events"
-
-  name_prefix                = local.name_prefix
-  bucket_id                  = module.data_bucket.bucket
-  bucket_arn                 = module.data_bucket.bucket_arn
-  landing_prefix             = local.prefixes.landing_prefix
-  kms_key_arn                = module.data_bucket.kms_key_arn
-  visibility_timeout_seconds = var.landing_queue_visibility_timeout_seconds
-  max_receive_count          = var.landing_queue_max_receive_count
-  alarm_topic_arn            = module.alerts.topic_arn
-}
-
-module "airflow_iam" {
-  source = "../../modules/airflow_iam"
-
-  role_name                = "${local.name_prefix}-airflow"
-  bucket_arn               = module.data_bucket.bucket_arn
-  prefixes                 = local.prefixes
-  kms_key_arn              = module.data_bucket.kms_key_arn
-  landing_queue_arn        = module.landing_events.queue_arn
-  alert_topic_arn          = module.alerts.topic_arn
-  trusted_services         = var.airflow_trusted_services
-  eks_oidc_provider_arn    = var.eks_oidc_provider_arn
-  eks_service_accounts     = var.eks_service_accounts
-  trusted_role_arns        = var.airflow_trusted_role_arns
-  allow_curation           = var.allow_curation
-  permissions_boundary_arn = var.permissions_boundary_arn
+  # dev: short retention, a key that can be deleted after a week, buckets that `terraform destroy`
+  # empties, and the Airflow role may run `retrain retract` and `retrain replay`.
+  quarantine_expiration_days             = 30
+  reports_expiration_days                = 90
+  noncurrent_version_expiration_days     = 7
+  abort_incomplete_multipart_upload_days = 2
+  access_log_expiration_days             = 30
+  kms_deletion_window_days               = 7
+  force_destroy                          = true
+  allow_curation                         = true
 }

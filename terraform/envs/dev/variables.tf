@@ -1,22 +1,11 @@
-variable "environment" {
-  type        = string
-  description = "Name of this environment: tags every resource and ends every name (<name_prefix>-<environment>-...)."
-  default     = "dev"
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.environment))
-    error_message = "environment must be 2-10 lower-case letters or digits, starting with a letter."
-  }
-}
+# What differs between deployments (account, region, names, who runs Airflow, who gets alerts),
+# set in terraform.tfvars. Declared as modules/retrain declares them (a test compares the two) and
+# validated where they are used: the provider's here, the rest in the modules. The env's own
+# settings (retention, deletion, curation) are arguments in main.tf, not variables.
 
 variable "region" {
   type        = string
   description = "AWS region of every resource: [storage] region and the Airflow connection's region_name."
-
-  validation {
-    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
-    error_message = "region must be an AWS region name such as eu-west-1."
-  }
 }
 
 variable "allowed_account_ids" {
@@ -30,20 +19,21 @@ variable "allowed_account_ids" {
   }
 }
 
+variable "tags" {
+  type        = map(string)
+  description = "Extra tags for every resource (Project, Environment and ManagedBy are always set)."
+  default     = {}
+}
+
 variable "name_prefix" {
   type        = string
   description = "First part of every resource name (queues, topic, role, key alias, alarms)."
   default     = "retrain"
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{0,20}$", var.name_prefix))
-    error_message = "name_prefix must be 1-21 lower-case letters, digits or hyphens, starting with a letter."
-  }
 }
 
 variable "bucket_name" {
   type        = string
-  description = "Name of the data bucket ([storage] bucket). Globally unique, so there is no default: e.g. <company>-retrain-dev."
+  description = "Name of the data bucket ([storage] bucket). Globally unique, so there is no default: e.g. <company>-retrain-<env>."
 }
 
 variable "log_bucket_name" {
@@ -52,70 +42,10 @@ variable "log_bucket_name" {
   default     = null
 }
 
-variable "tags" {
-  type        = map(string)
-  description = "Extra tags for every resource (Project, Environment and ManagedBy are always set)."
-  default     = {}
-}
-
-variable "quarantine_expiration_days" {
-  type        = number
-  description = "Days rejected files and their reports are kept under the quarantine prefix."
-  default     = 30
-}
-
-variable "reports_expiration_days" {
-  type        = number
-  description = "Days objects under the reports prefix are kept (pages rewritten on every publication stay current)."
-  default     = 90
-}
-
-variable "noncurrent_version_expiration_days" {
-  type        = number
-  description = "Days an overwritten or deleted object version is kept."
-  default     = 7
-}
-
-variable "abort_incomplete_multipart_upload_days" {
-  type        = number
-  description = "Days after which an incomplete multipart upload is aborted."
-  default     = 2
-}
-
-variable "access_log_expiration_days" {
-  type        = number
-  description = "Days the S3 server access logs are kept."
-  default     = 30
-}
-
-variable "kms_deletion_window_days" {
-  type        = number
-  description = "Waiting period before the data key is deleted once scheduled for deletion (7-30)."
-  default     = 7
-}
-
-variable "force_destroy" {
-  type        = bool
-  description = "Let `terraform destroy` empty and delete the buckets (every object version lost)."
-  default     = true
-}
-
 variable "alert_email_addresses" {
   type        = list(string)
   description = "E-mail addresses subscribed to the alert topic."
   default     = []
-}
-
-variable "landing_queue_visibility_timeout_seconds" {
-  type        = number
-  description = "Seconds a received landing notification stays invisible before it is delivered again."
-  default     = 300
-}
-
-variable "landing_queue_max_receive_count" {
-  type        = number
-  description = "Receives after which a landing notification moves to the dead-letter queue."
-  default     = 5
 }
 
 variable "airflow_trusted_services" {
@@ -140,12 +70,6 @@ variable "airflow_trusted_role_arns" {
   type        = list(string)
   description = "IAM roles that may assume the Airflow role (Airflow's hosts run as one of them and assume it through an AWS profile: see terraform/README.md)."
   default     = []
-}
-
-variable "allow_curation" {
-  type        = bool
-  description = "Let the Airflow role also run `retrain retract` and `retrain replay`."
-  default     = true
 }
 
 variable "permissions_boundary_arn" {

@@ -7,7 +7,7 @@ provider "aws" {
   default_tags {
     tags = merge(var.tags, {
       Project     = "airflow-retrain"
-      Environment = var.environment
+      Environment = local.environment
       ManagedBy   = "terraform"
     })
   }
