@@ -5,10 +5,20 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 UV_VERSION := 0.13.8
 
-.PHONY: demo stop test lint format lock venv clean
+.PHONY: demo stop test lint format lock venv clean celery demo-celery
 
 demo: $(STAMP)  ## start the local stack, drop demo data, follow the runs, print where reports are
 	$(BIN)/retrain demo
+
+# The production-shaped profile (README, "Beyond one machine"): Airflow on PostgreSQL,
+# CeleryExecutor with Redis as broker, two Celery workers. Needs both services running
+# (RETRAIN_POSTGRES_URL, RETRAIN_REDIS_URL; default 127.0.0.1); `make stop` stops it and drops
+# its database.
+celery: $(STAMP)  ## start the local stack on PostgreSQL + CeleryExecutor (Redis), two workers
+	$(BIN)/retrain start --profile celery
+
+demo-celery: $(STAMP)  ## the demo on the celery profile
+	$(BIN)/retrain demo --profile celery
 
 stop:  ## stop every process the demo started
 	@if [ -x $(BIN)/retrain ]; then $(BIN)/retrain stop; else echo "no environment, nothing to stop"; fi

@@ -207,6 +207,12 @@ def slots_held(api, dag_id: str, run_id: str) -> dict:
     }
 
 
+def is_task(task_id: str, name: str) -> bool:
+    """``task_id`` is ``name`` or one of its numbered shares (``validate_0``, ``validate_1``)."""
+    head, _, number = task_id.rpartition("_")
+    return task_id == name or (head == name and number.isdigit())
+
+
 def one_arrival(ctx: dict, variant: str, i: int, rng: random.Random) -> dict:
     """Drop one file for ``variant`` and time what follows; return the figures."""
     from retrain import devstack
@@ -248,7 +254,7 @@ def one_arrival(ctx: dict, variant: str, i: int, rng: random.Random) -> dict:
     tis = devstack.wait_for(finished, BOUND, 0.5, f"{dag_id} run {run_id} to finish")
     wait = next(t for t in tis if t["task_id"] == sensor)
     after = min(
-        (t for t in tis if t["task_id"] == nxt and t.get("start_date")),
+        (t for t in tis if is_task(t["task_id"], nxt) and t.get("start_date")),
         key=lambda t: t["start_date"],
         default=None,
     )
@@ -293,7 +299,7 @@ def one_backlog(ctx: dict, i: int) -> dict:
 
     def validating() -> bool:
         return any(
-            t["task_id"] == "validate" and t["state"] in ("running", "success")
+            is_task(t["task_id"], "validate") and t["state"] in ("running", "success")
             for t in task_instances(api, dag_id, first)
         )
 
@@ -318,7 +324,7 @@ def one_backlog(ctx: dict, i: int) -> dict:
     tis = task_instances(api, dag_id, run.run_id)
     wait = next(t for t in tis if t["task_id"] == sensor)
     validate = min(
-        (t["start_date"] for t in tis if t["task_id"] == "validate" and t.get("start_date")),
+        (t["start_date"] for t in tis if is_task(t["task_id"], "validate") and t.get("start_date")),
         default=None,
     )
     out = {
@@ -396,9 +402,7 @@ def main() -> None:
         wait_until_quiet()
 
     from retrain import devstack
-    from retrain.config import load_config
     from retrain.datagen import generate, write_batch
-    from retrain.storage import S3Storage
 
     rng = random.Random(args.seed)
     start = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(days=3)
@@ -415,13 +419,7 @@ def main() -> None:
             root, bucket=bucket, code_root=tree, overrides=overrides, log=lambda *_: None
         )
         try:
-            env = stack.env()
-            cfg = load_config(tree / "retrain.toml", env=env)
-            storage = S3Storage.from_config(
-                cfg.storage,
-                aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            )
+            cfg, storage = stack.config(), stack.storage()
             for dag_id in PAUSED:
                 patch(stack.api, f"/api/v2/dags/{dag_id}", {"is_paused": True})
             devstack.wait_for(

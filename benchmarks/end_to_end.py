@@ -32,7 +32,8 @@ TIMEOUT = 1800.0
 
 
 def _task_times(api, dag_id: str, run_id: str) -> dict[str, tuple[datetime, datetime]]:
-    """(first start, last end) per task id of one run (mapped tasks: over all their indexes)."""
+    """(first start, last end) per task of one run (mapped tasks over all their indexes, the
+    numbered shares of a task such as ``validate_0``, ``validate_1`` under its name)."""
     quoted = urllib.parse.quote(run_id, safe="")
     payload = api.get_json(f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances", limit=100)
     out: dict[str, tuple[datetime, datetime]] = {}
@@ -41,10 +42,12 @@ def _task_times(api, dag_id: str, run_id: str) -> dict[str, tuple[datetime, date
             continue
         start = datetime.fromisoformat(ti["start_date"])
         end = datetime.fromisoformat(ti["end_date"])
-        if ti["task_id"] in out:
-            first, last = out[ti["task_id"]]
+        head, _, number = ti["task_id"].rpartition("_")
+        task = head if number.isdigit() else ti["task_id"]
+        if task in out:
+            first, last = out[task]
             start, end = min(start, first), max(end, last)
-        out[ti["task_id"]] = (start, end)
+        out[task] = (start, end)
     return out
 
 
@@ -116,19 +119,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from retrain import devstack
-    from retrain.config import load_config
-    from retrain.storage import S3Storage
 
     with tempfile.TemporaryDirectory(prefix="end-to-end-") as tmp:
         stack = devstack.start(Path(tmp), bucket="e2e-bench", log=lambda *_: None)
         try:
-            env = stack.env()
-            cfg = load_config(ROOT / "retrain.toml", env=env)
-            storage = S3Storage.from_config(
-                cfg.storage,
-                aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            )
+            cfg, storage = stack.config(), stack.storage()
             first = one_file(stack, cfg, storage, args.first_rows, 1, print)
             baseline = one_file(stack, cfg, storage, args.baseline_rows, 2, print)
             big = one_file(stack, cfg, storage, args.rows, 3, print)

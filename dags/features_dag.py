@@ -1,12 +1,13 @@
 """Features: scheduled on the raw asset, featurizes every raw file that has no features yet.
 
 Features are row-wise, so each raw file becomes one Parquet file under features/ and a rebuild is
-incremental. Emits the features asset when something new was written.
+incremental. Emits the features asset when something new was written. The build runs on the
+heavy queue and in the heavy pool ([resources]).
 """
 
 from __future__ import annotations
 
-from _shared.common import CONFIG, DAG_KWARGS, FEATURES, RAW, RUN_DEADLINE, TAGS, storage
+from _shared.common import CONFIG, DAG_KWARGS, FEATURES, HEAVY, RAW, RUN_DEADLINE, TAGS, storage
 from airflow.sdk import dag, get_current_context, task
 
 
@@ -19,7 +20,7 @@ from airflow.sdk import dag, get_current_context, task
     **DAG_KWARGS,
 )
 def features():
-    @task(outlets=[FEATURES])
+    @task(outlets=[FEATURES], **HEAVY)
     def build_features() -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 

@@ -10,8 +10,12 @@ How arrivals are noticed is ``[orchestration] arrival`` (README, "Event notifica
   still in landing/ plus anything older than the grace period (a lost notification), and skips
   the run when there is nothing (a redelivered notification).
 
-Then the batch is validated by a few parallel mapped tasks (reading, hashing, the raw GX
-checkpoint; nothing moves there), and one task routes every file exactly once: valid files to
+Then the batch is validated by ``[ingest] validate_tasks`` parallel tasks, each given its share
+of the files as an XCom of its own (reading, hashing, the raw GX checkpoint; nothing moves
+there); files of ``[resources] large_file_mb`` or more go to ``validate_large`` instead, on the
+heavy queue and pool. The shares are fixed tasks rather than a mapped one so that the landing
+trigger can end its task itself with the shares as XComs: no worker process between the wait
+and the validation. Then one task routes every file exactly once: valid files to
 raw/, invalid, duplicate or unsafe ones to quarantine/ with a report. The raw asset is emitted
 only when at least one valid file arrived, so a bad file never triggers training.
 """
@@ -20,8 +24,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from _shared.common import ALERTING, CONFIG, DAG_KWARGS, RAW, TAGS, storage
+from _shared.common import ALERTING, CONFIG, DAG_KWARGS, HEAVY, LARGE_FILE_BYTES, RAW, TAGS, storage
 from airflow.sdk import dag, get_current_context, task
+
+from retrain.batching import LARGE_KEY, chunk_key
 
 _O = CONFIG.orchestration
 _S = CONFIG.storage
@@ -65,20 +71,22 @@ else:
 
 
 @task
-def take_batch() -> list[list[dict]]:
+def take_batch() -> None:
     """Events mode: the notified keys still in landing/ and anything older than the grace
-    period, split for the validate tasks; skips the run when there is nothing to take."""
+    period, split for the validate tasks (one XCom each); skips the run when there is nothing
+    to take."""
     import logging
     from datetime import UTC, datetime
 
     from airflow.sdk.exceptions import AirflowSkipException
 
     from retrain.arrivals import notified_keys, select_batch
-    from retrain.batching import plan_chunks
+    from retrain.batching import chunk_xcoms
     from retrain.steps.ingest import landed_files
 
+    context = get_current_context()
     try:
-        events = list(get_current_context()["triggering_asset_events"][LANDING])
+        events = list(context["triggering_asset_events"][LANDING])
     except KeyError:  # a reconciler run: no asset event
         events = []
     extras = [event.extra for event in events]
@@ -100,7 +108,9 @@ def take_batch() -> list[list[dict]]:
     logging.getLogger(__name__).info(
         "Batch of %d file(s): %s: %s", len(batch), why, [f["key"] for f in batch]
     )
-    return plan_chunks(batch, CONFIG.ingest.validate_tasks)
+    ti = context["ti"]
+    for key, chunk in chunk_xcoms(batch, CONFIG.ingest.validate_tasks, LARGE_FILE_BYTES).items():
+        ti.xcom_push(key=key, value=chunk)
 
 
 @dag(
@@ -112,11 +122,11 @@ def take_batch() -> list[list[dict]]:
 )
 def ingest():
     if EVENTS:
-        files = take_batch()
+        batch = take_batch()
     else:
         from triggers.landing import LandingSensor
 
-        files = LandingSensor(
+        batch = LandingSensor(
             task_id="wait_for_files",
             bucket=CONFIG.storage.bucket,
             prefix=CONFIG.storage.landing_prefix,
@@ -129,11 +139,17 @@ def ingest():
             wait_timeout=_WAIT,
             ignore_patterns=list(CONFIG.ingest.ignore_patterns),
             split_into=CONFIG.ingest.validate_tasks,
+            large_file_bytes=LARGE_FILE_BYTES,
             execution_timeout=_WAIT + timedelta(minutes=10),
         ).output
 
     @task
-    def validate(chunk: list[dict]) -> list[dict]:
+    def validate(chunk: list[dict] | str) -> list[dict]:
+        from retrain.batching import chunk_of
+
+        chunk = chunk_of(chunk)
+        if not chunk:  # fewer files than validate tasks: nothing to import or read
+            return []
         from retrain.steps.ingest import batch_id_for
         from retrain.steps.validate import validate_files
 
@@ -166,7 +182,15 @@ def ingest():
             "raw_keys": batch["raw_keys"],
         }
 
-    publish_raw(route(validate.expand(chunk=files)))
+    shares = [
+        validate.override(task_id=f"validate_{i}")(chunk=batch[chunk_key(i)])
+        for i in range(CONFIG.ingest.validate_tasks)
+    ]
+    # Files of [resources] large_file_mb or more: one task on the heavy queue and pool, first in
+    # line for the pool's next free slot (a batch waits for one heavy task, never a whole retrain)
+    large = validate.override(task_id="validate_large", priority_weight=10, **HEAVY)
+    shares.append(large(chunk=batch[LARGE_KEY]))
+    publish_raw(route(shares))
 
 
 ingest()

@@ -6,6 +6,7 @@ The challenger is trained with the newest data held out; it and the champion are
 rows (a paired bootstrap interval of the difference), drift is checked against the champion's
 reference profile, and the deploy policy decides. A deploy is refit on every row first, then an
 atomic compare-and-swap of models/champion.json; the decision record is written either way.
+Every task but the deploy runs on the heavy queue and in the heavy pool ([resources]).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from _shared.common import (
     CONFIG,
     DAG_KWARGS,
     FEATURES,
+    HEAVY,
     MODEL,
     RUN_DEADLINE,
     TAGS,
@@ -32,7 +34,7 @@ from airflow.sdk import dag, get_current_context, task
     **DAG_KWARGS,
 )
 def retrain():
-    @task
+    @task(**HEAVY)
     def check_training_set() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -44,13 +46,13 @@ def retrain():
         except TrainingSetRejected as exc:
             raise AirflowFailException(str(exc)) from exc
 
-    @task
+    @task(**HEAVY)
     def train_challenger(training_set: dict) -> dict:
         from retrain.steps.retrain import train_challenger
 
         return train_challenger(storage(), CONFIG, training_set["feature_keys"]).as_dict()
 
-    @task
+    @task(**HEAVY)
     def evaluate_and_decide(training_set: dict, challenger: dict) -> dict:
         from retrain.steps.retrain import evaluate_and_decide
 
@@ -58,7 +60,7 @@ def retrain():
             storage(), CONFIG, training_set["feature_keys"], challenger["version"]
         ).as_dict()
 
-    @task
+    @task(**HEAVY)
     def refit_for_serving(decision: dict) -> dict:
         from retrain.steps.retrain import refit_for_serving
 

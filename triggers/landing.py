@@ -31,9 +31,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TriggerEvent
+from airflow.triggers.base import BaseTrigger, StartTriggerArgs, TaskSuccessEvent, TriggerEvent
 
-from retrain.batching import plan_chunks
+from retrain.batching import batch_reason, chunk_xcoms
 from retrain.keys import classify_landing_key
 from retrain.layout import format_last_modified
 
@@ -65,9 +65,13 @@ _EPSILON = 1e-6
 class LandingTrigger(BaseTrigger):
     """Fires once with the settled listing of ``s3://bucket/prefix`` when it is not empty.
 
-    The event's payload: ``{"status": "success", "files": [{"key", "etag", "size",
-    "last_modified"}, ...] (sorted by key), "left": <files left for the next run>, "reason":
-    "quiet" | "max_settle" | "full"}``.
+    With ``split_into`` (the number of validate tasks), it ends its task itself: a
+    ``TaskSuccessEvent`` whose XComs are the batch split for the validate tasks
+    (:func:`retrain.batching.chunk_xcoms`), so no worker process resumes the sensor between the
+    batch and its validation. Without (a trigger serialized before ``split_into`` existed), the
+    event's payload, for the sensor's ``execute_complete``: ``{"status": "success", "files":
+    [{"key", "etag", "size", "last_modified"}, ...] (sorted by key), "left": <files left for the
+    next run>, "reason": "quiet" | "max_settle" | "full"}``.
     """
 
     def __init__(
@@ -83,6 +87,8 @@ class LandingTrigger(BaseTrigger):
         idle_poll_interval: float = DEFAULT_IDLE_POLL_S,
         max_settle_seconds: float = DEFAULT_MAX_SETTLE_S,
         max_batch_files: int = 0,
+        split_into: int = 0,
+        large_file_bytes: int | None = None,
     ) -> None:
         super().__init__()
         self.bucket = bucket
@@ -95,6 +101,10 @@ class LandingTrigger(BaseTrigger):
         self.idle_poll_interval = float(idle_poll_interval)
         self.max_settle_seconds = float(max_settle_seconds)
         self.max_batch_files = int(max_batch_files)  # 0: no cap
+        self.split_into = int(split_into)  # 0: resume the sensor with the batch (old triggers)
+        # Files this big go to the heavy validate task (chunk_xcoms' "chunk_large"); None, as in
+        # a trigger serialized before the threshold existed: the shares only, as it always did.
+        self.large_file_bytes = None if large_file_bytes is None else int(large_file_bytes)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -110,6 +120,8 @@ class LandingTrigger(BaseTrigger):
                 "idle_poll_interval": self.idle_poll_interval,
                 "max_settle_seconds": self.max_settle_seconds,
                 "max_batch_files": self.max_batch_files,
+                "split_into": self.split_into,
+                "large_file_bytes": self.large_file_bytes,
             },
         )
 
@@ -126,24 +138,26 @@ class LandingTrigger(BaseTrigger):
                     batch = take_batch(listing, self.max_batch_files)
                     left = len(listing) - len(batch)
                     self.log.info(
-                        "%d file(s) under s3://%s/%s taken (%s)%s",
+                        "Batch of %d file(s) under s3://%s/%s (%s)%s: %s",
                         len(batch),
                         self.bucket,
                         self.prefix,
                         reason,
                         f", {left} left for the next run" if left else "",
+                        [key for key, *_ in batch],
                     )
-                    yield TriggerEvent(
-                        {
-                            "status": "success",
-                            "files": [
-                                {"key": key, "etag": etag, "size": size, "last_modified": when}
-                                for key, etag, size, when in batch
-                            ],
-                            "left": left,
-                            "reason": reason,
-                        }
-                    )
+                    files = [
+                        {"key": key, "etag": etag, "size": size, "last_modified": when}
+                        for key, etag, size, when in batch
+                    ]
+                    if self.split_into:
+                        yield TaskSuccessEvent(
+                            xcoms=chunk_xcoms(files, self.split_into, self.large_file_bytes)
+                        )
+                    else:
+                        yield TriggerEvent(
+                            {"status": "success", "files": files, "left": left, "reason": reason}
+                        )
                     return
                 await asyncio.sleep(pace.next_pause(time.monotonic()))
 
@@ -173,16 +187,17 @@ class Pace:
             self.previous = listing
         elif not listing:  # idle: back off
             self.pause = min(self.pause * 2, self.idle)
-        now += _EPSILON  # a pause cut to end at a deadline ends on it, rounding aside
-        if not listing or now < self.grace_ends:
+        if not listing or now + _EPSILON < self.grace_ends or self.first_seen is None:
             return ""
-        if self.max_batch and len(listing) >= self.max_batch:
-            return "full"
-        if now - self.changed_at >= self.settle:
-            return "quiet"
-        if self.first_seen is not None and now - self.first_seen >= self.max_settle:
-            return "max_settle"
-        return ""
+        return batch_reason(
+            len(listing),
+            now,
+            changed_at=self.changed_at,
+            first_at=self.first_seen,
+            settle=self.settle,
+            max_settle=self.max_settle,
+            max_files=self.max_batch,
+        )
 
     def next_pause(self, now: float) -> float:
         """Seconds until the next listing: the current pause, cut short to end at the moment the
@@ -248,9 +263,10 @@ async def client_kwargs_from_connection(conn_id: str, service: str = "s3") -> di
 
 
 class LandingSensor(BaseOperator):
-    """Defers to :class:`LandingTrigger`; returns the batch's files as XCom (key, etag, size,
-    last_modified each), split into ``split_into`` lists of about equal bytes, ready for a mapped
-    task (one list per parallel task) without a planning task in between.
+    """Defers to :class:`LandingTrigger`, which ends the task with the batch's files (key, etag,
+    size, last_modified each) split into ``split_into`` lists of about equal bytes, one XCom per
+    validate task (keys :func:`retrain.batching.chunk_key`): no planning task, and no worker
+    process between the wait and the validation.
 
     While waiting it holds no worker slot: the task sits in the triggerer, where the scheduler
     puts it directly (``start_from_trigger``, default True: no task process runs before the
@@ -276,10 +292,15 @@ class LandingSensor(BaseOperator):
         idle_poll_interval: float = DEFAULT_IDLE_POLL_S,
         max_settle_seconds: float = DEFAULT_MAX_SETTLE_S,
         max_batch_files: int = 0,
+        large_file_bytes: int | None = None,
         start_from_trigger: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("execution_timeout", wait_timeout + timedelta(minutes=10))
+        # The batch leaves as one XCom per key: a key that a trigger serialized by an older
+        # version does not push (chunk_large, a share added since) resolves to None, an empty
+        # share, for the validate task reading it, instead of failing the run after an upgrade.
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.bucket = bucket
         self.prefix = prefix
@@ -289,6 +310,7 @@ class LandingSensor(BaseOperator):
         self.idle_poll_interval = idle_poll_interval
         self.max_settle_seconds = max_settle_seconds
         self.max_batch_files = max_batch_files
+        self.large_file_bytes = large_file_bytes
         self.ignore_patterns = list(ignore_patterns)
         self.split_into = split_into
         self.wait_timeout = wait_timeout
@@ -318,6 +340,8 @@ class LandingSensor(BaseOperator):
             idle_poll_interval=self.idle_poll_interval,
             max_settle_seconds=self.max_settle_seconds,
             max_batch_files=self.max_batch_files,
+            split_into=self.split_into,
+            large_file_bytes=self.large_file_bytes,
         )
 
     def execute(self, context: Any) -> None:
@@ -327,7 +351,9 @@ class LandingSensor(BaseOperator):
             trigger=self.trigger(), method_name="execute_complete", timeout=self.wait_timeout
         )
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+        """Only for a trigger serialized before ``split_into`` (a deployment upgraded while its
+        sensor waited): the new trigger ends the task itself."""
         if event.get("status") != "success":
             raise RuntimeError(f"waiting for s3://{self.bucket}/{self.prefix} failed: {event}")
         self.log.info(
@@ -337,4 +363,6 @@ class LandingSensor(BaseOperator):
             f", {event['left']} left for the next run" if event.get("left") else "",
             [f["key"] for f in event["files"]],
         )
-        return plan_chunks(event["files"], self.split_into)
+        xcoms = chunk_xcoms(event["files"], self.split_into, self.large_file_bytes)
+        for key, chunk in xcoms.items():
+            context["ti"].xcom_push(key=key, value=chunk)

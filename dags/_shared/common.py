@@ -43,12 +43,29 @@ def storage() -> S3Storage:
 # Every failing task alerts (once per run, after its last retry); a DAG run that succeeds closes
 # its DAG's incident (see triggers/alerting.py).
 ALERTING = Alerting(CONFIG, storage)
+# Where each task runs, from [resources]: light tasks on the default queue; heavy ones (the
+# training-set gate, training, evaluation, the refit, feature builds, large validations) on the
+# heavy queue and in the heavy pool, whose slots bound them on every executor, so a big retrain
+# never takes every worker slot from ingestion. ``resources`` records what each task needs (CPUs,
+# RAM in MB) in the DAG, for executors and operators that size workers or pods by it.
+_R = CONFIG.resources
+LIGHT = {
+    "queue": _R.default_queue,
+    "resources": {"cpus": _R.task_cpu, "ram": _R.task_memory_mb},
+}
+HEAVY = {
+    "queue": _R.heavy_queue,
+    "pool": _R.heavy_pool,
+    "resources": {"cpus": _R.task_cpu, "ram": _R.task_memory_mb + CONFIG.training.memory_budget_mb},
+}
+LARGE_FILE_BYTES = _R.large_file_mb * 1024 * 1024  # validated by the heavy validate_large task
 DEFAULT_ARGS = {
     "owner": OWNER,
     "retries": CONFIG.orchestration.task_retries,
     "retry_delay": timedelta(seconds=20),
     "execution_timeout": timedelta(minutes=CONFIG.orchestration.task_timeout_minutes),
     "on_failure_callback": ALERTING.failure_notifier(),
+    **LIGHT,
 }
 # What every DAG of the pipeline shares: one run at a time (runs of one DAG work on the same
 # prefixes), no backfill, the default task arguments above, the recovery callback.

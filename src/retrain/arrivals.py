@@ -26,6 +26,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
+from retrain.batching import batch_reason
+
 TEST_EVENT = "s3:TestEvent"
 
 
@@ -155,14 +157,15 @@ class Gather:
     def ready(self, now: float) -> str:
         if self.first_at is None or self.changed_at is None:
             return ""
-        now += 1e-6  # a wait cut to end at a deadline ends on it, rounding aside
-        if self.max_files and len(self.keys) >= self.max_files:
-            return "full"
-        if now - self.changed_at >= self.settle:
-            return "quiet"
-        if now - self.first_at >= self.max_settle:
-            return "max_settle"
-        return ""
+        return batch_reason(
+            len(self.keys),
+            now,
+            changed_at=self.changed_at,
+            first_at=self.first_at,
+            settle=self.settle,
+            max_settle=self.max_settle,
+            max_files=self.max_files,
+        )
 
     def wait(self, now: float) -> float:
         """Seconds until the batch would be ready if nothing else arrives (0 when ready)."""

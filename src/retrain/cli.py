@@ -29,7 +29,9 @@ def _storage(cfg: Config) -> S3Storage:
 def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     root = Path(args.root)
-    stack = devstack.start(root, parallelism=args.parallelism)
+    stack = _start(args)
+    if stack is None:
+        return 2
     os.environ.update(stack.env())
     cfg = load_config()
     storage = _storage(cfg)
@@ -78,9 +80,27 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    stack = devstack.start(Path(args.root), parallelism=args.parallelism)
-    print(f"Airflow {stack.api_url}, S3 {stack.s3_endpoint}")
+    stack = _start(args)
+    if stack is None:
+        return 2
+    print(f"Airflow {stack.api_url}, S3 {stack.s3_endpoint} ({stack.profile} profile)")
+    if stack.profile == "celery":
+        print(
+            f"metadata database {stack.database} on "
+            f"{stack.postgres_url.rsplit('@', 1)[-1].split('/')[0]}, broker "
+            f"{stack.redis_url}/{stack.redis_db}; workers {', '.join(devstack.CELERY_WORKERS)} "
+            f"serve queues {', '.join(stack.queues)}; `retrain stop` removes the database"
+        )
     return 0
+
+
+def _start(args: argparse.Namespace) -> devstack.Stack | None:
+    """The stack of ``--profile`` under ``--root``, or None with the reason on stderr."""
+    try:
+        return devstack.start(Path(args.root), parallelism=args.parallelism, profile=args.profile)
+    except devstack.StackError as exc:  # services missing, another profile running, a failed start
+        print(f"retrain {args.command}: {exc}", file=sys.stderr)
+        return None
 
 
 def _stack_env(root: Path) -> devstack.Stack:
@@ -129,9 +149,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _stack_state(root: Path) -> str:
-    if devstack.load(root) is None:
+    if (stack := devstack.load(root)) is None:
         return "none (bucket from the config and environment)"
-    return "running" if devstack.running(root) else "NOT running"
+    state = "running" if devstack.running(root) else "NOT running"
+    return f"{state} ({stack.profile} profile)"
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -470,6 +491,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--rounds", type=int, default=len(ROUNDS), choices=range(1, len(ROUNDS) + 1))
     for p in (demo, sub.add_parser("start", help="start the local stack")):
         p.add_argument("--parallelism", type=int, default=4)
+        p.add_argument(
+            "--profile",
+            choices=devstack.PROFILES,
+            default="embedded",
+            help="embedded (SQLite, LocalExecutor: needs nothing else) or celery (PostgreSQL, "
+            f"CeleryExecutor on Redis, two workers; ${devstack.POSTGRES_URL_ENV}, "
+            f"${devstack.REDIS_URL_ENV})",
+        )
     sub.add_parser("stop", help="stop the local stack")
     st = sub.add_parser(
         "status",

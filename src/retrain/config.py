@@ -207,6 +207,28 @@ class OrchestrationConfig:
 
 
 ARRIVAL_MODES = ("poll", "events")
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """Where and with what each task runs beyond one machine (README, "Beyond one machine").
+
+    Heavy tasks (the training-set gate, training, evaluation, the refit, feature builds, and the
+    validation of large files) go to their own Celery queue and Airflow pool, so a big retrain
+    never starves ingestion; light tasks to the default queue. LocalExecutor ignores queues, the
+    pool bounds heavy tasks there too. Memory: a heavy task's is ``[training] memory_budget_mb``
+    plus ``task_memory_mb`` for the interpreter and libraries; a light task's ``task_memory_mb``.
+    """
+
+    default_queue: str = "default"
+    heavy_queue: str = "heavy"
+    heavy_pool: str = "heavy"
+    heavy_pool_slots: int = 1  # heavy tasks running at once, across all workers
+    large_file_mb: int = 256  # a landed file at least this big is validated by a heavy task
+    task_memory_mb: int = 512  # a light task's memory; a heavy task's beyond the budget
+    task_cpu: float = 1.0  # CPUs per task (a request on Kubernetes)
+
+
 NOTIFIERS = ("sns", "log")
 
 
@@ -259,6 +281,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     source: str = ""  # where it was loaded from, for error messages
 
 
@@ -273,6 +296,7 @@ _SECTIONS: dict[str, type] = {
     "alerts": AlertsConfig,
     "watchdog": WatchdogConfig,
     "metrics": MetricsConfig,
+    "resources": ResourcesConfig,
 }
 
 
@@ -466,6 +490,17 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: [gate] confidence must be in [0.5, 1)")
     if cfg.gate.bootstrap_rounds < 100:
         raise ConfigError(f"{cfg.source}: [gate] bootstrap_rounds must be at least 100")
+    res = cfg.resources
+    for name in ("default_queue", "heavy_queue", "heavy_pool"):
+        if not getattr(res, name).strip():
+            raise ConfigError(f"{cfg.source}: [resources] {name} must not be empty")
+    if res.heavy_pool_slots < 1 or res.large_file_mb < 1 or res.task_memory_mb < 128:
+        raise ConfigError(
+            f"{cfg.source}: [resources] needs heavy_pool_slots >= 1, large_file_mb >= 1 and "
+            "task_memory_mb >= 128"
+        )
+    if res.task_cpu <= 0:
+        raise ConfigError(f"{cfg.source}: [resources] task_cpu must be above 0")
     if cfg.drift.bins < 2:
         raise ConfigError(f"{cfg.source}: [drift] bins must be at least 2")
     for col in ds.columns:

@@ -1,8 +1,17 @@
-"""The embedded stack: an S3-compatible server and Airflow's standalone parts, on 127.0.0.1 only.
+"""The local stack: an S3-compatible server and Airflow's parts, on 127.0.0.1 only.
 
-``make demo`` and the end-to-end tests start the same stack through this module, each in its own
-root folder (``.stack/`` for the demo, a temp folder for a test) and on its own ports, so a test
-can run beside a live demo. Every process is started in a new session and its pid recorded, so
+Two profiles, the same DAGs (only configuration differs):
+
+- ``embedded`` (the default, ``make demo``): SQLite and LocalExecutor; needs nothing else;
+- ``celery`` (``retrain start --profile celery``): Airflow's metadata on PostgreSQL, CeleryExecutor
+  with Redis as its broker, two Celery workers beside the scheduler, dag-processor, triggerer
+  and api-server. Each stack gets a database of its own on the PostgreSQL server
+  (``retrain_<random>``) and a Redis database number of its own, both removed by ``stop``, so
+  stacks never collide.
+
+``make demo`` and the end-to-end tests start stacks through this module, each in its own root
+folder (``.stack/`` for the demo, a temp folder for a test) and on its own ports, so a test can
+run beside a live demo. Every process is started in a new session and its pid recorded, so
 ``stop`` can end the whole process group and leave nothing behind.
 """
 
@@ -11,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,10 +28,14 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrain.airflow_api import AirflowApi, AirflowApiError
 from retrain.s3server import free_port, start_s3_server
+
+if TYPE_CHECKING:
+    from retrain.config import Config
+    from retrain.storage import S3Storage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAG_IDS = ("ingest", "features", "retrain", "score")  # started by data (score: by a deploy)
@@ -34,6 +48,19 @@ AIRFLOW_COMPONENTS = {
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer", "--skip-serve-logs"],
 }
+PROFILES = ("embedded", "celery")
+# The celery profile's workers: two, each serving both queues with 2 task processes (4 task slots
+# on 2 cores, as the embedded stack's parallelism); the heavy pool, not the queue, bounds how
+# many of those slots heavy work takes (README, "Beyond one machine").
+CELERY_WORKERS = ("worker-1", "worker-2")
+CELERY_CONCURRENCY = 2
+# Where the celery profile finds its services: a PostgreSQL URL whose user may create databases
+# (its database is only the one to connect to for that) and a Redis server.
+POSTGRES_URL_ENV = "RETRAIN_POSTGRES_URL"
+REDIS_URL_ENV = "RETRAIN_REDIS_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+REDIS_CLAIM_KEY = "retrain:stack"  # marks a Redis database number as taken by one stack
 STATE_FILE = "stack.json"
 # Test credentials of the local S3-compatible server; it accepts any pair.
 LOCAL_KEY_ID = "local-stack"
@@ -42,6 +69,10 @@ LOCAL_SECRET = "local-stack-secret"
 
 class StackError(RuntimeError):
     """The stack did not start, or is not running."""
+
+
+class ServicesUnavailable(StackError):
+    """The celery profile's PostgreSQL or Redis does not answer."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +95,36 @@ class Stack:
     code_root: str = str(PROJECT_ROOT)
     # Events mode: the SQS queue the bucket notifies about landing/ objects ("" when polling).
     landing_queue_url: str = ""
+    # "embedded" or "celery"; for celery, the PostgreSQL server (its maintenance URL) with this
+    # stack's own database on it, and the Redis server with this stack's own database number.
+    profile: str = "embedded"
+    postgres_url: str = ""
+    database: str = ""
+    redis_url: str = ""
+    redis_db: int = -1
+
+    @property
+    def components(self) -> dict[str, list[str]]:
+        """The Airflow processes of this stack's profile, by name, with their arguments."""
+        return components(self.profile, Path(self.root), self.queues)
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """The Celery queues the workers serve (the config's default and heavy queue)."""
+        res = _stack_config(self.overrides, Path(self.code_root)).resources
+        return (res.default_queue, res.heavy_queue)
+
+    def profile_env(self) -> dict[str, str]:
+        """What Airflow is told about the profile (see :func:`profile_env`)."""
+        return profile_env(
+            self.profile,
+            Path(self.root),
+            postgres_url=self.postgres_url,
+            database=self.database,
+            redis_url=self.redis_url,
+            redis_db=self.redis_db,
+            default_queue=self.queues[0],
+        )
 
     @property
     def api(self) -> AirflowApi:
@@ -88,6 +149,24 @@ class Stack:
             "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET,
         }
 
+    def config(self) -> Config:
+        """The config the stack's tasks run with (its overrides included)."""
+        from retrain.config import load_config
+
+        env = self.env()
+        path = env.get("RETRAIN_CONFIG", str(Path(self.code_root) / "retrain.toml"))
+        return load_config(path, env=env)
+
+    def storage(self) -> S3Storage:
+        """The stack's bucket, reached with the stack's local credentials."""
+        from retrain.storage import S3Storage
+
+        return S3Storage.from_config(
+            self.config().storage,
+            aws_access_key_id=LOCAL_KEY_ID,
+            aws_secret_access_key=LOCAL_SECRET,
+        )
+
 
 def airflow_env(
     root: Path,
@@ -98,12 +177,15 @@ def airflow_env(
     parallelism: int = 4,
     overrides: dict[str, str] | None = None,
     code_root: Path = PROJECT_ROOT,
+    profile: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The whole configuration of the local Airflow: env vars only, nothing written to the repo.
 
     ``code_root`` is the project tree the components run from (DAG folder, library, config):
     the checkout by default, or a read-only copy of it, as workers run from an image. Its
     ``src`` and root go first on PYTHONPATH, ahead of the checkout's editable install.
+    ``profile`` is :func:`profile_env`'s answer for the celery profile (executor, database,
+    broker); without it, the embedded profile (SQLite under ``root``, LocalExecutor).
     """
     venv_bin = str(Path(sys.executable).parent)
     conn = {
@@ -146,6 +228,7 @@ def airflow_env(
             "NO_COLOR": "1",
         }
     )
+    env.update(profile or {})
     env.update(overrides or {})
     # Airflow's own StatsD metrics go where the pipeline's go ([metrics], off by default).
     from retrain.config import load_config
@@ -153,6 +236,192 @@ def airflow_env(
 
     env.update(airflow_statsd_env(load_config(env["RETRAIN_CONFIG"], env=env).metrics))
     return env
+
+
+def components(
+    profile: str, root: Path, queues: tuple[str, ...] = ("default", "heavy")
+) -> dict[str, list[str]]:
+    """The Airflow processes a stack of ``profile`` runs (name: arguments of ``airflow``)."""
+    if profile not in PROFILES:
+        raise StackError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
+    if profile == "embedded":
+        return dict(AIRFLOW_COMPONENTS)
+    workers = {
+        name: [
+            "celery",
+            "worker",
+            "--queues",
+            ",".join(dict.fromkeys(queues)),
+            "--concurrency",
+            str(CELERY_CONCURRENCY),
+            "--celery-hostname",
+            f"{name}@%h",
+            # the log server binds every interface; on one machine the api-server reads the
+            # task logs from local files, as with the embedded stack
+            "--skip-serve-logs",
+            "--pid",
+            str(root / "airflow" / f"{name}.pid"),
+        ]
+        for name in CELERY_WORKERS
+    }
+    return {**AIRFLOW_COMPONENTS, **workers}
+
+
+def profile_env(
+    profile: str,
+    root: Path,
+    *,
+    postgres_url: str = "",
+    database: str = "",
+    redis_url: str = "",
+    redis_db: int = -1,
+    default_queue: str = "default",
+) -> dict[str, str]:
+    """Airflow's settings for ``profile``: nothing for the embedded one; for celery, the
+    metadata database (this stack's own on the PostgreSQL server, also Celery's result
+    backend), CeleryExecutor with this stack's Redis database as broker, the default queue."""
+    if profile == "embedded":
+        return {}
+    sql = database_url(postgres_url, database)
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql,
+        # 4 components and 2 workers on one server: small pools keep a stack at ~30 connections
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "2",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "6",
+        "AIRFLOW__CELERY__BROKER_URL": f"{redis_url.rstrip('/')}/{redis_db}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{sql}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CELERY_CONCURRENCY),
+        # a message not acknowledged within this long is delivered again (a dead worker's)
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": default_queue,
+    }
+
+
+def database_url(postgres_url: str, database: str) -> str:
+    """Airflow's SQLAlchemy URL for ``database`` on the server of ``postgres_url`` (psycopg2)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url).set(drivername="postgresql+psycopg2", database=database)
+    return url.render_as_string(hide_password=False)
+
+
+def service_urls(env: dict[str, str] | None = None) -> tuple[str, str]:
+    """(PostgreSQL URL, Redis URL) for the celery profile: the environment's, else 127.0.0.1."""
+    env = os.environ if env is None else env
+    return (
+        env.get(POSTGRES_URL_ENV) or DEFAULT_POSTGRES_URL,
+        env.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL,
+    )
+
+
+def services_problem(postgres_url: str, redis_url: str, timeout: float = 3.0) -> str | None:
+    """Why the celery profile cannot start here (PostgreSQL or Redis not answering, or the
+    user may not create databases), or None when both answer."""
+    problems = []
+    try:
+        with contextlib.closing(_pg_connect(postgres_url, timeout)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
+            row = cur.fetchone()
+            if not row or not row[0]:
+                problems.append(
+                    f"PostgreSQL at {_safe(postgres_url)}: the user may not CREATE DATABASE"
+                )
+    except Exception as exc:  # any driver error means: not usable
+        problems.append(f"PostgreSQL at {_safe(postgres_url)} does not answer: {_first_line(exc)}")
+    try:
+        import redis
+
+        redis.Redis.from_url(redis_url, socket_connect_timeout=timeout).ping()
+    except Exception as exc:
+        problems.append(f"Redis at {_safe(redis_url)} does not answer: {_first_line(exc)}")
+    if not problems:
+        return None
+    return (
+        "the celery profile needs PostgreSQL and Redis: "
+        + "; ".join(problems)
+        + f". Start them, or point {POSTGRES_URL_ENV} (a user that may create databases) and "
+        f"{REDIS_URL_ENV} at running ones; the embedded profile (`retrain start`, `make demo`) "
+        "needs neither."
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _safe(url: str) -> str:
+    """A service URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def _pg_connect(postgres_url: str, timeout: float = 5.0):
+    import psycopg2
+
+    conn = psycopg2.connect(postgres_url, connect_timeout=max(1, int(timeout)))
+    conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+    return conn
+
+
+def create_database(postgres_url: str) -> str:
+    """A new, empty database ``retrain_<random>`` on the server; returns its name."""
+    name = f"retrain_{secrets.token_hex(6)}"
+    with contextlib.closing(_pg_connect(postgres_url)) as conn, conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_database(postgres_url: str, name: str) -> None:
+    """Drop a stack's database (ending whatever still holds a connection to it)."""
+    if not name.startswith("retrain_") or not name.replace("_", "").isalnum():
+        raise ValueError(f"not a stack database: {name!r}")
+    with contextlib.closing(_pg_connect(postgres_url)) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def redis_server(url: str) -> str:
+    """``redis://host:port`` of a Redis URL (any database number in it dropped: each stack
+    claims its own)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def claim_redis_db(redis_url: str, owner: str) -> int:
+    """An empty Redis database number (1..15) for this stack alone, marked with ``owner``."""
+    import redis
+
+    base = redis.Redis.from_url(redis_url, db=0)
+    try:
+        count = int(base.config_get("databases").get("databases", 16))
+    except redis.ResponseError:  # CONFIG disabled: Redis' default
+        count = 16
+    for db in range(1, count):
+        client = redis.Redis.from_url(redis_url, db=db)
+        if client.set(REDIS_CLAIM_KEY, owner, nx=True):
+            if client.dbsize() == 1:  # nothing but our claim: empty, ours
+                return db
+            client.delete(REDIS_CLAIM_KEY)  # someone else's data lives there
+    raise ServicesUnavailable(
+        f"no free Redis database at {_safe(redis_url)} (1..{count - 1} are all in use)"
+    )
+
+
+def release_redis_db(redis_url: str, db: int, owner: str) -> None:
+    """Empty a stack's Redis database, if it is still marked as that stack's."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, db=db)
+    claim = client.get(REDIS_CLAIM_KEY)
+    if claim is not None and claim.decode() == owner:
+        client.flushdb()
 
 
 def _spawn(cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> int:
@@ -221,18 +490,35 @@ def start(
     overrides: dict[str, str] | None = None,
     code_root: Path = PROJECT_ROOT,
     ready_timeout: float = 300.0,
+    profile: str = "embedded",
     log=print,
 ) -> Stack:
-    """Start the S3-compatible server and Airflow standalone; return once DAGs are loaded.
+    """Start the S3-compatible server and Airflow's parts; return once DAGs are loaded.
 
     Airflow's parts run from ``code_root`` (see :func:`airflow_env`) with it as their working
-    directory; they write only under ``root`` and into the bucket.
+    directory; they write only under ``root``, into the bucket and, with the celery profile,
+    into this stack's own PostgreSQL database and Redis database number (see the module's
+    docstring). The heavy pool is created with ``[resources] heavy_pool_slots`` either way.
     """
     root, code_root = root.resolve(), code_root.resolve()
+    if profile not in PROFILES:
+        raise StackError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
     if existing := running(root):
+        if existing.profile != profile:
+            raise StackError(
+                f"a stack of the {existing.profile} profile is running under {root}: stop it "
+                f"first (`retrain stop`, `make stop`) or give the {profile} one another --root"
+            )
         log(f"stack already running (api {existing.api_url}, s3 {existing.s3_endpoint})")
         return existing
     stop(root, log=lambda *_: None)  # leftovers of a crashed stack
+    services: dict[str, Any] = {}
+    if profile == "celery":
+        postgres_url, redis_url = service_urls()
+        redis_url = redis_server(redis_url)
+        if problem := services_problem(postgres_url, redis_url):
+            raise ServicesUnavailable(problem)
+        services = {"postgres_url": postgres_url, "redis_url": redis_url}
     ports = {name: free_port() for name in ("s3", "api", "worker_log", "trigger_log")} | (
         ports or {}
     )
@@ -241,6 +527,14 @@ def start(
     s3_endpoint = f"http://127.0.0.1:{ports['s3']}"
     pids: dict[str, int] = {}
     try:
+        if services:
+            services["database"] = create_database(services["postgres_url"])
+            services["redis_db"] = claim_redis_db(services["redis_url"], services["database"])
+            log(
+                f"celery profile: Airflow's database {services['database']} on "
+                f"{_safe(services['postgres_url'])}, broker {services['redis_url']}/"
+                f"{services['redis_db']}, workers {', '.join(CELERY_WORKERS)}"
+            )
         log(f"starting S3-compatible server on {s3_endpoint} (also SNS and SQS, for alerts)")
         pids["s3"] = start_s3_server(ports["s3"], log_path=logs / "s3.log").pid
         _create_bucket(s3_endpoint, bucket)
@@ -258,21 +552,6 @@ def start(
             )
             overrides["RETRAIN__ORCHESTRATION__QUEUE_URL"] = landing_queue_url
             log(f"arrival by events: s3://{bucket}/{landing_prefix} notifies {landing_queue_url}")
-        env = airflow_env(
-            root,
-            s3_endpoint=s3_endpoint,
-            bucket=bucket,
-            ports=ports,
-            parallelism=parallelism,
-            overrides=overrides,
-            code_root=code_root,
-        )
-        log(
-            f"starting Airflow on http://127.0.0.1:{ports['api']} (AIRFLOW_HOME={root / 'airflow'})"
-        )
-        _migrate_db(env, logs / "airflow-db.log")
-        for name, args in AIRFLOW_COMPONENTS.items():
-            pids[name] = _spawn([_airflow_bin(), *args], env, logs / f"{name}.log", code_root)
         stack = Stack(
             root=str(root),
             s3_endpoint=s3_endpoint,
@@ -285,11 +564,34 @@ def start(
             alerts_queue_url=queue_url,
             code_root=str(code_root),
             landing_queue_url=landing_queue_url,
+            profile=profile,
+            **services,
         )
+        _save(stack)  # `stop` ends its processes (pids fills in below) and drops its database
+        env = airflow_env(
+            root,
+            s3_endpoint=s3_endpoint,
+            bucket=bucket,
+            ports=ports,
+            parallelism=parallelism,
+            overrides=overrides,
+            code_root=code_root,
+            profile=stack.profile_env(),
+        )
+        log(
+            f"starting Airflow ({profile}) on http://127.0.0.1:{ports['api']} "
+            f"(AIRFLOW_HOME={root / 'airflow'})"
+        )
+        _migrate_db(env, logs / "airflow-db.log")
+        for name, args in stack.components.items():
+            pids[name] = _spawn([_airflow_bin(), *args], env, logs / f"{name}.log", code_root)
         _save(stack)
         _wait_airflow(stack, ready_timeout, logs, log)
+        ensure_pool(stack)
     except BaseException:
         _kill_groups(pids)
+        _release(**{"database": "", "redis_db": -1, **services})
+        (root / STATE_FILE).unlink(missing_ok=True)
         raise
     return stack
 
@@ -305,8 +607,9 @@ def restart(stack: Stack, name: str, *, ready_timeout: float = 120.0) -> Stack:
     the new pid is written to ``stack.json`` (so :func:`stop` still ends everything), and this
     returns once the process is up and the api-server reports every component healthy.
     """
-    if name not in AIRFLOW_COMPONENTS:
-        raise ValueError(f"cannot restart {name!r}: one of {', '.join(AIRFLOW_COMPONENTS)}")
+    parts = stack.components
+    if name not in parts:
+        raise ValueError(f"cannot restart {name!r}: one of {', '.join(parts)}")
     root = Path(stack.root)
     _kill_groups({name: stack.pids[name]})
     env = airflow_env(
@@ -317,10 +620,11 @@ def restart(stack: Stack, name: str, *, ready_timeout: float = 120.0) -> Stack:
         parallelism=stack.parallelism,
         overrides=stack.overrides,
         code_root=Path(stack.code_root),
+        profile=stack.profile_env(),
     )
     log_path = root / "logs" / f"{name}.log"
     since = datetime.now(UTC)
-    pid = _spawn([_airflow_bin(), *AIRFLOW_COMPONENTS[name]], env, log_path, Path(stack.code_root))
+    pid = _spawn([_airflow_bin(), *parts[name]], env, log_path, Path(stack.code_root))
     restarted = replace(stack, pids={**stack.pids, name: pid})
     _save(restarted)
 
@@ -426,15 +730,50 @@ def _create_alert_channel(endpoint: str, name: str) -> tuple[str, str]:
     return topic_arn, queue_url
 
 
-def _arrival_of(overrides: dict[str, str], code_root: Path) -> tuple[str, str]:
-    """The stack's ``[orchestration] arrival`` and landing prefix, from the config it will run
-    with (the queue URL, which the stack itself provides, may still be missing)."""
+def _stack_config(overrides: dict[str, str], code_root: Path):
+    """The config a stack's tasks run with (the events-mode queue URL, which the stack itself
+    provides, may still be missing)."""
     from retrain.config import load_config
 
     env = {**os.environ, **overrides}
     env.setdefault("RETRAIN__ORCHESTRATION__QUEUE_URL", "pending: the local stack creates it")
-    cfg = load_config(env.get("RETRAIN_CONFIG", str(code_root / "retrain.toml")), env=env)
+    return load_config(env.get("RETRAIN_CONFIG", str(code_root / "retrain.toml")), env=env)
+
+
+def _arrival_of(overrides: dict[str, str], code_root: Path) -> tuple[str, str]:
+    """The stack's ``[orchestration] arrival`` and landing prefix."""
+    cfg = _stack_config(overrides, code_root)
     return cfg.orchestration.arrival, cfg.storage.landing_prefix
+
+
+def ensure_pool(stack: Stack) -> dict[str, Any]:
+    """The heavy pool with ``[resources] heavy_pool_slots`` (created, or resized when a stack
+    restarted on its old database has another size): a task in a missing pool never runs."""
+    import urllib.request
+
+    res = _stack_config(stack.overrides, Path(stack.code_root)).resources
+    body = {
+        "name": res.heavy_pool,
+        "slots": res.heavy_pool_slots,
+        "description": "heavy tasks ([resources] in the config): training, large validations",
+        "include_deferred": False,
+    }
+    try:
+        pool = stack.api.get_json(f"/api/v2/pools/{res.heavy_pool}")
+    except AirflowApiError as exc:
+        if "HTTP 404" not in str(exc):
+            raise
+        return stack.api.post_json("/api/v2/pools", body)
+    if pool.get("slots") == res.heavy_pool_slots:
+        return pool
+    request = urllib.request.Request(
+        f"{stack.api_url}/api/v2/pools/{res.heavy_pool}",
+        data=json.dumps({"pool": res.heavy_pool, "slots": res.heavy_pool_slots}).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        method="PATCH",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def _create_landing_notifications(endpoint: str, bucket: str, prefix: str, name: str) -> str:
@@ -482,7 +821,7 @@ def _wait_airflow(stack: Stack, timeout: float, logs: Path, log) -> None:
     try:
         wait_for(ready, timeout=timeout, interval=1.0, what="Airflow to load the DAGs")
     except TimeoutError as exc:
-        tails = "\n".join(f"--- {n}\n{tail_log(logs / f'{n}.log', 20)}" for n in AIRFLOW_COMPONENTS)
+        tails = "\n".join(f"--- {n}\n{tail_log(logs / f'{n}.log', 20)}" for n in stack.components)
         raise StackError(f"{exc}\n{tails}") from exc
     dags = ", ".join((*DAG_IDS, WATCHDOG_DAG_ID))
     log(f"Airflow ready in {time.monotonic() - started:.0f}s: DAGs {dags}")
@@ -537,6 +876,26 @@ def stop(root: Path, log=print) -> list[int]:
         log(f"no stack recorded under {root}")
         return []
     killed = _kill_groups(stack.pids)
+    released = _release_services(stack)
     (root.resolve() / STATE_FILE).unlink(missing_ok=True)
-    log(f"stopped stack under {root} (process groups {killed})")
+    log(f"stopped stack under {root} (process groups {killed}){released}")
     return killed
+
+
+def _release_services(stack: Stack) -> str:
+    """Drop a celery stack's database and empty its Redis database; say what was removed."""
+    return _release(stack.postgres_url, stack.database, stack.redis_url, stack.redis_db)
+
+
+def _release(postgres_url: str, database: str, redis_url: str, redis_db: int) -> str:
+    done = []
+    try:
+        if database:
+            drop_database(postgres_url, database)
+            done.append(f"database {database} dropped")
+        if redis_db >= 0:
+            release_redis_db(redis_url, redis_db, database)
+            done.append(f"Redis database {redis_db} emptied")
+    except Exception as exc:  # a service gone since: say what is left behind
+        done.append(f"could not remove database {database} / Redis db {redis_db}: {exc}")
+    return f"; {', '.join(done)}" if done else ""

@@ -136,20 +136,27 @@ def test_waiting_happens_in_the_triggerer(dagbag) -> None:
 
 
 def test_ingest_validates_in_parallel_and_routes_once(dagbag) -> None:
-    """Validation fans out (mapped tasks), routing is one task: exactly-once needs one router
-    per batch, and the sensor ignores the same upload names as ingest does."""
+    """Validation fans out (one task per share of the batch, as many as the config says),
+    routing is one task: exactly-once needs one router per batch, and the sensor ignores the
+    same upload names as ingest does."""
     from retrain.config import load_config
 
     dag = dagbag.dags["ingest"]
-    assert dag.get_task("validate").is_mapped
+    ingest_cfg = load_config(PROJECT_ROOT / "retrain.toml").ingest
+    shares = {f"validate_{i}" for i in range(ingest_cfg.validate_tasks)} | {"validate_large"}
+    assert {t for t in dag.task_ids if t.startswith("validate")} == shares
     route = dag.get_task("route")
-    assert not route.is_mapped and route.upstream_task_ids == {"validate"}
+    assert not route.is_mapped and route.upstream_task_ids == shares
     assert dag.get_task("publish_raw").upstream_task_ids == {"route"}
     sensor = dag.get_task("wait_for_files")
-    ingest_cfg = load_config(PROJECT_ROOT / "retrain.toml").ingest
     assert tuple(sensor.ignore_patterns) == ingest_cfg.ignore_patterns
     assert sensor.split_into == ingest_cfg.validate_tasks
-    assert dag.get_task("validate").upstream_task_ids == {"wait_for_files"}
+    assert (
+        sensor.large_file_bytes
+        == load_config(PROJECT_ROOT / "retrain.toml").resources.large_file_mb * 2**20
+    )
+    for share in shares:
+        assert dag.get_task(share).upstream_task_ids == {"wait_for_files"}
 
 
 def test_every_dag_file_parses_fast(tmp_path: Path) -> None:
@@ -201,3 +208,66 @@ def test_dag_files_import_nothing_heavy_at_module_level(path: Path) -> None:
     names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
     names += [n.module for n in top if isinstance(n, ast.ImportFrom) and n.module]
     assert not [n for n in names if n.split(".")[0] in heavy]
+
+
+HEAVY_TASKS = {
+    "retrain": {
+        "check_training_set",
+        "train_challenger",
+        "evaluate_and_decide",
+        "refit_for_serving",
+    },
+    "features": {"build_features"},
+    "ingest": {"validate_large"},
+}
+
+
+def test_heavy_work_has_its_own_queue_and_pool_and_every_task_its_resources(dagbag) -> None:
+    """[resources]: heavy tasks on the heavy queue and in the heavy pool, every other task on
+    the default queue in the default pool; every task's CPUs and RAM from the config."""
+    from retrain.config import load_config
+
+    cfg = load_config(PROJECT_ROOT / "retrain.toml")
+    res = cfg.resources
+    for dag_id in (*PIPELINE_DAG_IDS, WATCHDOG_DAG_ID):
+        for task in dagbag.dags[dag_id].tasks:
+            heavy = task.task_id in HEAVY_TASKS.get(dag_id, set())
+            where = (task.queue, task.pool)
+            if heavy:
+                assert where == (res.heavy_queue, res.heavy_pool), f"{dag_id}.{task.task_id}"
+            else:
+                assert where == (res.default_queue, "default_pool"), f"{dag_id}.{task.task_id}"
+            ram = res.task_memory_mb + (cfg.training.memory_budget_mb if heavy else 0)
+            assert task.resources is not None, f"{dag_id}.{task.task_id}: no resources"
+            assert (task.resources.cpus.qty, task.resources.ram.qty) == (res.task_cpu, ram)
+    for dag_id, names in HEAVY_TASKS.items():
+        assert names <= set(dagbag.dags[dag_id].task_ids), f"{dag_id}: {names}"
+
+
+def test_queues_and_pool_follow_the_config(tmp_path: Path) -> None:
+    """Another [resources] in the environment moves the tasks, without a code change."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(DAGS_FOLDER), str(PROJECT_ROOT / "src"), str(PROJECT_ROOT)]
+        ),
+        "AIRFLOW_HOME": str(tmp_path),
+        "RETRAIN__RESOURCES__DEFAULT_QUEUE": "light-q",
+        "RETRAIN__RESOURCES__HEAVY_QUEUE": "big-q",
+        "RETRAIN__RESOURCES__HEAVY_POOL": "big-pool",
+        "RETRAIN__RESOURCES__TASK_MEMORY_MB": "300",
+    }
+    probe = (
+        "import json; from airflow.dag_processing.dagbag import DagBag; "
+        f"bag = DagBag(dag_folder={str(DAGS_FOLDER)!r}); "
+        "print(json.dumps({f'{d}.{t.task_id}': [t.queue, t.pool, t.resources.ram.qty] "
+        "for d, dag in bag.dags.items() for t in dag.tasks}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["retrain.train_challenger"][:2] == ["big-q", "big-pool"]
+    assert found["ingest.validate_large"][:2] == ["big-q", "big-pool"]
+    assert found["ingest.route"] == ["light-q", "default_pool", 300]

@@ -19,9 +19,7 @@ import pytest
 from conftest import (
     FAST,
     PROJECT_ROOT,
-    config_of,
     explain_failure,
-    storage_of,
     tree_snapshot,
 )
 
@@ -70,12 +68,12 @@ def alert_stack(
 
 @pytest.fixture(scope="module")
 def cfg(alert_stack: devstack.Stack) -> Config:
-    return config_of(alert_stack)
+    return alert_stack.config()
 
 
 @pytest.fixture(scope="module")
 def storage(alert_stack: devstack.Stack) -> S3Storage:
-    return storage_of(alert_stack)
+    return alert_stack.storage()
 
 
 class Inbox:
@@ -225,7 +223,7 @@ def test_two_deployments_from_one_checkout_report_only_their_own_files(
 ) -> None:
     """The shared stack (default config, its own bucket) starts beside this one, from the same
     checkout: each drops a file, each one's reports list exactly its own."""
-    other_cfg, other_storage = config_of(stack), storage_of(stack)
+    other_cfg, other_storage = stack.config(), stack.storage()
     assert other_cfg.storage.bucket != cfg.storage.bucket
     assert other_cfg.dataset.name != cfg.dataset.name
     here = upload(storage, cfg, "only-here.csv", seed=11)

@@ -6,6 +6,8 @@ and then proves the promise of the design: landing/ is empty, every uploaded fil
 of raw/ and quarantine/, no id is featurized twice, and no more retrain runs started than ingest
 runs emitted the raw asset. Nothing is triggered or repaired by hand.
 
+They run on the embedded and on the celery profile (``celery`` marker, see conftest.py).
+
 The fault tests generate their data 60 days back, older than any other e2e test's, so whichever
 test trains after them is scored on its own, newer holdout.
 """
@@ -213,6 +215,7 @@ def task_process(ti_id: str) -> int | None:
     return None
 
 
+@pytest.mark.celery
 def test_killing_the_triggerer_while_files_arrive_loses_and_duplicates_nothing(
     stack, cfg, storage, explain
 ):
@@ -245,6 +248,7 @@ def test_killing_the_triggerer_while_files_arrive_loses_and_duplicates_nothing(
     assert_all_raw(cfg, placed)
 
 
+@pytest.mark.celery
 def test_killing_the_route_task_mid_batch_finishes_every_claim_once(stack, cfg, storage, explain):
     files = prepare(cfg, "route", range(2001, 2049), rows=25)
     with explain():
@@ -283,6 +287,7 @@ def test_killing_the_route_task_mid_batch_finishes_every_claim_once(stack, cfg, 
     print(f"killed route try {ti.try_number} with {len(left)}/{len(keys)} files still in landing/")
 
 
+@pytest.mark.celery
 def test_freezing_the_s3_server_during_a_batch_delays_but_loses_nothing(
     stack, cfg, storage, explain
 ):
@@ -294,7 +299,7 @@ def test_freezing_the_s3_server_during_a_batch_delays_but_loses_nothing(
             storage.put_bytes(key, body)
         keys = [k for k, _ in files]
         devstack.wait_for(
-            lambda: running_ti(stack.api, before, ("validate", "route")),
+            lambda: running_ti(stack.api, before, ("validate_0", "validate_1", "route")),
             BOUND,
             interval=0.5,
             what="validate or route to run",

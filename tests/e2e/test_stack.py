@@ -1,7 +1,8 @@
 """The demo's story on the real stack: a good batch is deployed (by workers running from a
 read-only tree) and scored, a drifted week is decided by the deploy policy, a corrupt file is
 quarantined, duplicates and repeated ids never reach training, a retraction retrains without
-the file.
+the file. The first batch, the read-only tree and where heavy work ran are checked on the celery
+profile too (``celery`` marker, see conftest.py).
 
 Waits are bounded and generous (the machine is small); speed is measured in benchmarks/.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import subprocess
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -18,6 +20,7 @@ from retrain import follow
 from retrain.airflow_api import DagRun
 from retrain.datagen import generate, write_batch
 from retrain.demo import DemoFile, run_round
+from retrain.devstack import CELERY_WORKERS
 from retrain.layout import Layout
 from retrain.registry import ModelRegistry
 from retrain.reports import index_key, report_keys
@@ -27,6 +30,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FOLLOWED = ("ingest", "features", "retrain")
 
 
+@pytest.mark.celery
 def test_a_dropped_batch_is_validated_featurized_trained_and_deployed(stack, cfg, storage, explain):
     files = (
         DemoFile("week.csv", "normal", "csv", 3000, 14),
@@ -59,6 +63,7 @@ def test_a_dropped_batch_is_validated_featurized_trained_and_deployed(stack, cfg
     assert {f["feature_key"] for f in predictions["files"]} <= mine
 
 
+@pytest.mark.celery
 def test_the_workers_ran_from_a_read_only_tree(stack, read_only_tree):
     """The run above went through DAGs, library and config of a tree nothing can write to."""
     with pytest.raises(OSError):
@@ -66,15 +71,56 @@ def test_the_workers_ran_from_a_read_only_tree(stack, read_only_tree):
     for dag_id in FOLLOWED:
         fileloc = stack.api.get_json(f"/api/v2/dags/{dag_id}/details")["fileloc"]
         assert Path(fileloc).is_relative_to(read_only_tree), fileloc
-    for name in ("scheduler", "triggerer", "dag-processor"):
+    for name in ("scheduler", "triggerer", "dag-processor", *CELERY_WORKERS):
+        if name not in stack.pids:  # the workers: celery profile only
+            continue
         pid = stack.pids[name]
         assert Path(f"/proc/{pid}/cwd").resolve() == read_only_tree
+        if name in CELERY_WORKERS:  # Celery's long process title overwrites /proc/<pid>/environ
+            continue
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         path = next(v for v in environ if v.startswith(b"PYTHONPATH=")).decode()
         assert path.split("=", 1)[1].split(":")[:2] == [
             str(read_only_tree / "src"),
             str(read_only_tree),
         ]
+
+
+@pytest.mark.celery
+def test_heavy_work_ran_on_its_queue_and_in_its_pool(stack, cfg):
+    """The first batch's runs: heavy tasks (feature build, training-set gate, training,
+    evaluation, refit) on the heavy queue and in the heavy pool of the config's size, light ones
+    on the default queue; on the celery profile, every task went through the Celery workers."""
+    res = cfg.resources
+    pool = stack.api.get_json(f"/api/v2/pools/{res.heavy_pool}")
+    assert pool["slots"] == res.heavy_pool_slots
+    heavy = {
+        "features": {"build_features"},
+        "retrain": {"check_training_set", "train_challenger", "evaluate_and_decide"},
+    }
+    ran: list = []
+    for dag_id, names in heavy.items():
+        first = min(stack.api.dag_runs(dag_id), key=lambda r: r.run_id)
+        tis = stack.api.get_json(
+            f"/api/v2/dags/{dag_id}/dagRuns/{quote(first.run_id, safe='')}/taskInstances"
+        )["task_instances"]
+        for ti in tis:
+            where = (ti["queue"], ti["pool"])
+            if ti["task_id"] in names | {"refit_for_serving"}:
+                assert where == (res.heavy_queue, res.heavy_pool), ti["task_id"]
+            else:
+                assert where == (res.default_queue, "default_pool"), ti["task_id"]
+            if ti["state"] == "success":
+                ran.append(ti)
+        assert names <= {t["task_id"] for t in ran}, f"{dag_id}: heavy tasks did not run"
+    if stack.profile != "celery":
+        return
+    logs = "\n".join(
+        (Path(stack.root) / "logs" / f"{name}.log").read_text(errors="replace")
+        for name in CELERY_WORKERS
+    )
+    for ti in ran:
+        assert ti["id"] in logs, f"{ti['dag_id']}.{ti['task_id']} did not run on a Celery worker"
 
 
 def test_a_drifted_week_is_decided_by_the_policy_with_its_reasons(stack, cfg, storage, explain):

@@ -195,22 +195,19 @@ def test_waits_while_landing_is_empty(connection, storage: S3Storage) -> None:
         asyncio.run(_first_event(_trigger(storage, settle=0.1), timeout=1.5))
 
 
-def test_sensor_returns_the_files_and_fails_loudly_on_error_events() -> None:
-    sensor = LandingSensor(task_id="wait", bucket="b", prefix="landing/", aws_conn_id="c")
-    files = [
-        {
-            "key": "landing/a.csv",
-            "etag": "e",
-            "size": 1,
-            "last_modified": "2026-11-11T00:00:00+00:00",
-        }
-    ]
-    assert sensor.execute_complete({}, {"status": "success", "files": files}) == [files]
-    with pytest.raises(RuntimeError, match="landing/"):
-        sensor.execute_complete({}, {"status": "error", "message": "boom"})
+class RecordingTI:
+    """What execute_complete needs of the task instance: a place to push XComs."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
 
 
-def test_sensor_splits_the_batch_for_the_parallel_validate_tasks() -> None:
+def test_an_old_trigger_event_resumes_the_sensor_into_the_chunk_xcoms() -> None:
+    """A trigger serialized before split_into (a deployment upgraded mid-wait) fires a plain
+    event: execute_complete hands the batch on exactly as the new trigger does."""
     sensor = LandingSensor(
         task_id="wait", bucket="b", prefix="landing/", aws_conn_id="c", split_into=2
     )
@@ -218,9 +215,36 @@ def test_sensor_splits_the_batch_for_the_parallel_validate_tasks() -> None:
         {"key": f"landing/{i}.csv", "etag": "e", "size": 10 + i, "last_modified": "t"}
         for i in range(5)
     ]
-    chunks = sensor.execute_complete({}, {"status": "success", "files": files})
-    assert len(chunks) == 2
+    ti = RecordingTI()
+    assert sensor.execute_complete({"ti": ti}, {"status": "success", "files": files}) is None
+    assert set(ti.pushed) == {"chunk_0", "chunk_1"}
+    chunks = list(ti.pushed.values())
     assert sorted(f["key"] for c in chunks for f in c) == sorted(f["key"] for f in files)
+    with pytest.raises(RuntimeError, match="landing/"):
+        sensor.execute_complete({"ti": ti}, {"status": "error", "message": "boom"})
+
+
+def test_the_trigger_ends_its_task_with_the_chunks_on_the_real_server(
+    connection, storage: S3Storage
+) -> None:
+    """No worker resumes the sensor: the event is a TaskSuccessEvent carrying one XCom per
+    validate task (an empty list for a task with nothing to do)."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    storage.put_bytes("landing/a.csv", b"a,b\n1,2\n")
+    trigger = _trigger(storage, settle=0.2, split_into=3)
+    assert trigger.serialize()[1]["split_into"] == 3
+
+    async def first():
+        async for event in trigger.run():
+            return event
+        raise AssertionError("trigger ended without an event")
+
+    event = asyncio.run(asyncio.wait_for(first(), 20))
+    assert isinstance(event, TaskSuccessEvent)
+    assert set(event.xcoms) == {"chunk_0", "chunk_1", "chunk_2"}
+    assert [f["key"] for f in event.xcoms["chunk_0"]] == ["landing/a.csv"]
+    assert event.xcoms["chunk_1"] == event.xcoms["chunk_2"] == []
 
 
 def test_files_waiting_at_start_fire_only_after_the_startup_grace(

@@ -258,4 +258,11 @@ def test_the_ingest_dag_in_events_mode_watches_the_queue_and_reconciles_on_a_tim
     assert path == "triggers.landing_events.LandingQueueTrigger"
     assert kwargs["queue_url"] == "http://127.0.0.1:9/123456789012/landing"
     assert kwargs["prefix"] == "landing/" and kwargs["max_batch_files"] == 500
-    assert found["tasks"] == ["take_batch", "validate", "route", "publish_raw"]
+    assert found["tasks"] == [
+        "take_batch",
+        "validate_0",
+        "validate_1",
+        "validate_large",
+        "route",
+        "publish_raw",
+    ]

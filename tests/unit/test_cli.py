@@ -111,3 +111,40 @@ def test_render_models() -> None:
         "promotions (newest first):",
         "  none: no model was deployed yet",
     ]
+
+
+def test_start_takes_a_profile_and_says_when_its_services_are_missing(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from retrain import devstack
+
+    seen = {}
+
+    def fake_start(root, **kwargs):
+        seen.update(kwargs, root=root)
+        raise devstack.ServicesUnavailable("the celery profile needs PostgreSQL and Redis: ...")
+
+    monkeypatch.setattr(devstack, "start", fake_start)
+    root = str(tmp_path / "stack")
+    assert cli.main(["--root", root, "start", "--profile", "celery"]) == 2
+    assert seen["profile"] == "celery" and seen["root"] == Path(root)
+    err = capsys.readouterr().err
+    assert err.startswith("retrain start: the celery profile needs PostgreSQL and Redis")
+    assert cli.main(["--root", root, "demo", "--profile", "celery"]) == 2
+    with pytest.raises(SystemExit):
+        cli.main(["start", "--profile", "kubernetes"])
+
+
+def test_the_default_profile_is_the_embedded_one(tmp_path: Path, monkeypatch, capsys) -> None:
+    from retrain import devstack
+
+    seen = {}
+
+    def fake_start(root, **kwargs):
+        seen.update(kwargs)
+        return devstack.Stack(str(root), "http://127.0.0.1:1", "http://127.0.0.1:2", "b", {}, {})
+
+    monkeypatch.setattr(devstack, "start", fake_start)
+    assert cli.main(["--root", str(tmp_path), "start"]) == 0
+    assert seen["profile"] == "embedded"
+    assert "(embedded profile)" in capsys.readouterr().out

@@ -74,6 +74,9 @@ def test_float_key_accepts_int_in_toml(raw):
         ),
         (("dataset", "target"), "cancelled", "target 'cancelled' not in columns"),
         (("dataset", "columns", "churned", "dtype"), "float", "must be an int column"),
+        (("resources", "heavy_queue"), " ", r"\[resources\] heavy_queue must not be empty"),
+        (("resources", "heavy_pool_slots"), 0, r"\[resources\] needs heavy_pool_slots >= 1"),
+        (("resources", "task_cpu"), 0.0, r"\[resources\] task_cpu must be above 0"),
     ],
     ids=lambda v: "/".join(v) if isinstance(v, tuple) else None,
 )
@@ -85,6 +88,12 @@ def test_bad_config_is_rejected_with_a_clear_error(raw, path, value, match):
     parent[path[-1]] = value
     with pytest.raises(ConfigError, match=match):
         parse(bad)
+
+
+def test_the_shipped_resources_section_is_read(raw):
+    res = parse(raw).resources
+    assert (res.heavy_queue, res.heavy_pool, res.heavy_pool_slots) == ("heavy", "heavy", 1)
+    assert res.default_queue == "default" and res.task_memory_mb == 512
 
 
 def test_bad_prefix_is_rejected(raw):

@@ -134,3 +134,156 @@ def test_events_mode_notifies_a_queue_of_every_object_created_in_landing(s3_serv
     assert bodies[0]["Event"] == "s3:TestEvent"
     keys = [r["s3"]["object"]["key"] for b in bodies[1:] for r in b["Records"]]
     assert keys == ["landing%2Fthis+one.csv"]  # URL-encoded, as on AWS
+
+
+# -- the celery profile -----------------------------------------------------------------------
+
+CLOSED = "127.0.0.1:9"  # the discard port: nothing listens on it here
+
+
+def test_the_celery_profile_is_configuration_only(tmp_path: Path) -> None:
+    """Same DAGs, same components plus two workers: only executor, database and broker differ."""
+    from retrain.devstack import CELERY_WORKERS, components, profile_env
+
+    assert profile_env("embedded", tmp_path) == {}
+    embedded = _env(tmp_path)
+    assert embedded["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert (
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in embedded
+        or "sqlite" in embedded["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    )
+    profile = profile_env(
+        "celery",
+        tmp_path,
+        postgres_url="postgresql://me:secret@127.0.0.1:5432/postgres",
+        database="retrain_abc123",
+        redis_url="redis://127.0.0.1:6379",
+        redis_db=7,
+        default_queue="light",
+    )
+    env = _env(tmp_path, profile=profile)
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    sql = "postgresql+psycopg2://me:secret@127.0.0.1:5432/retrain_abc123"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == sql
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+{sql}"
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6379/7"
+    assert env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == "light"
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1", "still loopback only"
+    assert {k: v for k, v in env.items() if k not in profile} == {
+        k: v for k, v in embedded.items() if k not in profile
+    }, "nothing else differs"
+
+    parts = components("celery", tmp_path, ("light", "big"))
+    assert set(parts) == {*AIRFLOW_COMPONENTS, *CELERY_WORKERS} and len(CELERY_WORKERS) == 2
+    for name in CELERY_WORKERS:
+        args = parts[name]
+        assert args[:2] == ["celery", "worker"]
+        assert args[args.index("--queues") + 1] == "light,big", "every worker serves both queues"
+        assert int(args[args.index("--concurrency") + 1]) <= 2, "sized for 2 cores"
+        assert "--skip-serve-logs" in args, "no log server binding every interface"
+        assert args[args.index("--pid") + 1] == str(tmp_path / "airflow" / f"{name}.pid")
+    assert components("embedded", tmp_path) == AIRFLOW_COMPONENTS
+
+
+def test_a_celery_stack_record_restarts_its_workers_with_the_same_database(tmp_path: Path) -> None:
+    from retrain.devstack import CELERY_WORKERS
+
+    stack = Stack(
+        root=str(tmp_path),
+        s3_endpoint="http://127.0.0.1:1001",
+        api_url="http://127.0.0.1:1002",
+        bucket="b",
+        pids={"s3": 11},
+        ports=PORTS,
+        profile="celery",
+        postgres_url="postgresql://postgres@127.0.0.1:5432/postgres",
+        database="retrain_0123456789ab",
+        redis_url="redis://127.0.0.1:6379",
+        redis_db=3,
+    )
+    _save(stack)
+    loaded = load(tmp_path)
+    assert loaded == stack and set(CELERY_WORKERS) <= set(loaded.components)
+    env = loaded.profile_env()
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/retrain_0123456789ab")
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6379/3"
+
+
+def test_unreachable_services_are_named_with_what_to_do() -> None:
+    from retrain.devstack import POSTGRES_URL_ENV, REDIS_URL_ENV, services_problem
+
+    problem = services_problem(f"postgresql://postgres@{CLOSED}/postgres", f"redis://{CLOSED}", 1)
+    assert problem is not None
+    assert f"PostgreSQL at postgresql://postgres@{CLOSED}/postgres does not answer" in problem
+    assert f"Redis at redis://{CLOSED} does not answer" in problem
+    assert POSTGRES_URL_ENV in problem and REDIS_URL_ENV in problem
+    assert "embedded profile" in problem and "needs neither" in problem
+
+
+def test_starting_the_celery_profile_without_its_services_starts_nothing(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import pytest
+
+    from retrain import devstack
+
+    monkeypatch.setenv(devstack.POSTGRES_URL_ENV, f"postgresql://postgres@{CLOSED}/postgres")
+    monkeypatch.setenv(devstack.REDIS_URL_ENV, f"redis://{CLOSED}")
+    with pytest.raises(devstack.ServicesUnavailable, match="PostgreSQL at"):
+        devstack.start(tmp_path / "stack", profile="celery", log=lambda *_: None)
+    assert load(tmp_path / "stack") is None and not (tmp_path / "stack").exists()
+
+
+def _services_or_skip() -> tuple[str, str]:
+    import pytest
+
+    from retrain.devstack import redis_server, service_urls, services_problem
+
+    postgres_url, redis_url = service_urls()
+    if problem := services_problem(postgres_url, redis_url, 2):
+        pytest.skip(problem)
+    return postgres_url, redis_server(redis_url)
+
+
+def test_each_stack_gets_its_own_database_and_redis_db_and_gives_them_back() -> None:
+    import psycopg2
+    import redis
+
+    from retrain.devstack import (
+        REDIS_CLAIM_KEY,
+        claim_redis_db,
+        create_database,
+        drop_database,
+        release_redis_db,
+    )
+
+    postgres_url, redis_url = _services_or_skip()
+    first, second = create_database(postgres_url), create_database(postgres_url)
+    try:
+        assert first != second and first.startswith("retrain_")
+        conn = psycopg2.connect(postgres_url)
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT datname FROM pg_database WHERE datname IN %s", ((first, second),))
+            assert {r[0] for r in cur.fetchall()} == {first, second}
+        finally:
+            conn.close()
+        one, two = claim_redis_db(redis_url, first), claim_redis_db(redis_url, second)
+        assert one != two and min(one, two) >= 1
+        client = redis.Redis.from_url(redis_url, db=one)
+        client.set("celery-ish", "x")
+        release_redis_db(redis_url, two, "not-its-owner")
+        assert redis.Redis.from_url(redis_url, db=two).get(REDIS_CLAIM_KEY) == second.encode()
+        release_redis_db(redis_url, one, first)
+        release_redis_db(redis_url, two, second)
+        assert client.dbsize() == 0
+    finally:
+        drop_database(postgres_url, first)
+        drop_database(postgres_url, second)
+    conn = psycopg2.connect(postgres_url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT count(*) FROM pg_database WHERE datname IN %s", ((first, second),))
+        assert cur.fetchone()[0] == 0
+    finally:
+        conn.close()

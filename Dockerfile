@@ -1,0 +1,38 @@
+# The image every Airflow component runs on Kubernetes (terraform/helm/README.md): the official
+# Airflow image of the locked version, plus the project installed from requirements.lock.
+# Build from the repository root:
+#   docker build -t <registry>/airflow-retrain:3.3.2-retrain-0.1.0 .
+# tests/deploy/test_dockerfile.py checks this file statically (base tag = the locked
+# apache-airflow version, the lock is what gets installed, a non-root USER, no secrets).
+# checkov:skip=CKV_DOCKER_2: no HEALTHCHECK here: the Helm chart gives each component (api-server, scheduler, dag-processor, triggerer, workers) its own liveness/startup probes
+
+FROM apache/airflow:3.3.2-python3.11
+
+# The official image installs Python packages as the airflow user (uid 50000, gid 0), into its
+# user site; never as root.
+USER airflow
+WORKDIR /opt/airflow
+
+# 1. The locked environment, hashes checked (the same lock `make venv` syncs). `pip install`
+#    adds to the image's environment rather than syncing it, so the image's own providers
+#    (celery, cncf.kubernetes, postgres) stay in place for the executors and the metadata DB.
+COPY --chown=airflow:0 requirements.lock /opt/airflow/requirements.lock
+RUN pip install --no-cache-dir --require-hashes -r /opt/airflow/requirements.lock
+
+# 2. The project itself (packages retrain, triggers, validation), without dependencies: they all
+#    came from the lock above. --no-build-isolation builds it with the locked setuptools.
+#    triggers/ must be importable by the triggerer, which re-imports a trigger by class path.
+COPY --chown=airflow:0 pyproject.toml /tmp/retrain-src/pyproject.toml
+COPY --chown=airflow:0 src/ /tmp/retrain-src/src/
+COPY --chown=airflow:0 triggers/ /tmp/retrain-src/triggers/
+COPY --chown=airflow:0 validation/ /tmp/retrain-src/validation/
+RUN pip install --no-cache-dir --no-deps --no-build-isolation /tmp/retrain-src \
+    && rm -rf /tmp/retrain-src
+
+# 3. The DAG folder (the chart's default [core] dags_folder) and the config file. Both are
+#    read-only at run time: a run writes only into the bucket and the metadata database.
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 retrain.toml /opt/airflow/retrain.toml
+ENV RETRAIN_CONFIG=/opt/airflow/retrain.toml
+
+USER airflow
