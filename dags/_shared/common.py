@@ -7,9 +7,11 @@ imported inside the functions that the tasks call.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from airflow.configuration import conf
 from airflow.sdk import Asset
 
 from retrain.config import load_config
@@ -47,17 +49,59 @@ ALERTING = Alerting(CONFIG, storage)
 # training-set gate, training, evaluation, the refit, feature builds, large validations) on the
 # heavy queue and in the heavy pool, whose slots bound them on every executor, so a big retrain
 # never takes every worker slot from ingestion. ``resources`` records what each task needs (CPUs,
-# RAM in MB) in the DAG, for executors and operators that size workers or pods by it.
+# RAM in MB) in the DAG, for executors and operators that size workers or pods by it. Under
+# KubernetesExecutor every task also carries the pod it needs as executor_config (heavy ones
+# task_memory_mb + [training] memory_budget_mb), since there each task is a pod of its own.
 _R = CONFIG.resources
-LIGHT = {
+LIGHT_MEMORY_MB = _R.task_memory_mb
+HEAVY_MEMORY_MB = _R.task_memory_mb + CONFIG.training.memory_budget_mb
+
+
+def pod_resources(memory_mb: int, cpu: float) -> dict[str, dict[str, str]]:
+    """A task pod's Kubernetes requests and limits: memory as request and limit (a task that
+    outgrows it is OOM-killed alone, never its neighbours on the node), CPU as a request only
+    (the same shape as the chart's pod template in terraform/helm/values-kubernetes.yaml)."""
+    memory = f"{memory_mb}Mi"
+    return {
+        "requests": {"cpu": f"{round(cpu * 1000)}m", "memory": memory},
+        "limits": {"memory": memory},
+    }
+
+
+def uses_kubernetes_executor(executors: str) -> bool:
+    """Whether ``[core] executor`` names KubernetesExecutor: one name, a comma-separated list,
+    ``alias:module.path`` or ``team=...;...`` entries, as Airflow's executor loader reads it."""
+    names = (
+        part.strip().rsplit(":", 1)[-1].rsplit(".", 1)[-1] for part in re.split(r"[,;=]", executors)
+    )
+    return "KubernetesExecutor" in names
+
+
+def kubernetes_executor_config(memory_mb: int, cpu: float) -> dict[str, Any]:
+    """``executor_config`` for KubernetesExecutor: a ``pod_override`` sizing the task pod's
+    ``base`` container by [resources]. The chart's pod template gives every pod a light task's
+    figure; this is what lets a heavy task have more. The kubernetes client is imported only
+    here, so DAG parsing under other executors never pays for it."""
+    from kubernetes.client import models as k8s
+
+    figures = pod_resources(memory_mb, cpu)
+    resources = k8s.V1ResourceRequirements(requests=figures["requests"], limits=figures["limits"])
+    container = k8s.V1Container(name="base", resources=resources)
+    return {"pod_override": k8s.V1Pod(spec=k8s.V1PodSpec(containers=[container]))}
+
+
+LIGHT: dict[str, Any] = {
     "queue": _R.default_queue,
-    "resources": {"cpus": _R.task_cpu, "ram": _R.task_memory_mb},
+    "resources": {"cpus": _R.task_cpu, "ram": LIGHT_MEMORY_MB},
 }
-HEAVY = {
+HEAVY: dict[str, Any] = {
     "queue": _R.heavy_queue,
     "pool": _R.heavy_pool,
-    "resources": {"cpus": _R.task_cpu, "ram": _R.task_memory_mb + CONFIG.training.memory_budget_mb},
+    "resources": {"cpus": _R.task_cpu, "ram": HEAVY_MEMORY_MB},
 }
+if uses_kubernetes_executor(conf.get("core", "executor", fallback="")):
+    LIGHT["executor_config"] = kubernetes_executor_config(LIGHT_MEMORY_MB, _R.task_cpu)
+    HEAVY["executor_config"] = kubernetes_executor_config(HEAVY_MEMORY_MB, _R.task_cpu)
 LARGE_FILE_BYTES = _R.large_file_mb * 1024 * 1024  # validated by the heavy validate_large task
 DEFAULT_ARGS = {
     "owner": OWNER,

@@ -227,6 +227,16 @@ class ResourcesConfig:
     large_file_mb: int = 256  # a landed file at least this big is validated by a heavy task
     task_memory_mb: int = 512  # a light task's memory; a heavy task's beyond the budget
     task_cpu: float = 1.0  # CPUs per task (a request on Kubernetes)
+    # Imported once by the processes that fork task processes (retrain.warm), so a task does not
+    # pay for them at its start; empty: off.
+    preload: tuple[str, ...] = (
+        "great_expectations",
+        "validation.grouped",
+        "retrain.steps.ingest",
+        "retrain.steps.features",
+        "retrain.steps.retrain",
+        "retrain.steps.scoring",
+    )
 
 
 NOTIFIERS = ("sns", "log")
@@ -394,6 +404,10 @@ def _check_type(value: Any, type_name: str, where: str, source: str) -> Any:
     return float(value) if type_name == "float" else value
 
 
+def _is_module_name(name: str) -> bool:
+    return all(part.isidentifier() for part in name.split("."))
+
+
 def _build_dataset(raw: Mapping[str, Any], source: str) -> DatasetConfig:
     required = ("name", "id_column", "time_column", "target", "columns")
     missing = [k for k in required if k not in raw]
@@ -501,6 +515,8 @@ def _check(cfg: Config) -> None:
         )
     if res.task_cpu <= 0:
         raise ConfigError(f"{cfg.source}: [resources] task_cpu must be above 0")
+    if bad := [m for m in res.preload if not _is_module_name(m)]:
+        raise ConfigError(f"{cfg.source}: [resources] preload: not module names: {bad}")
     if cfg.drift.bins < 2:
         raise ConfigError(f"{cfg.source}: [drift] bins must be at least 2")
     for col in ds.columns:

@@ -394,8 +394,12 @@ def redis_server(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def claim_redis_db(redis_url: str, owner: str) -> int:
-    """An empty Redis database number (1..15) for this stack alone, marked with ``owner``."""
+def claim_redis_db(redis_url: str, owner: str, postgres_url: str | None = None) -> int:
+    """An empty Redis database number (1..15) for this stack alone, marked with ``owner`` (its
+    PostgreSQL database) and the time. With ``postgres_url``, a claim left by a stack that was
+    killed without ``retrain stop`` (older than :data:`STALE_CLAIM_SECONDS`, its database gone or
+    without a connection) is taken back, and that database dropped: hard kills leak nothing for
+    long."""
     import redis
 
     base = redis.Redis.from_url(redis_url, db=0)
@@ -403,15 +407,67 @@ def claim_redis_db(redis_url: str, owner: str) -> int:
         count = int(base.config_get("databases").get("databases", 16))
     except redis.ResponseError:  # CONFIG disabled: Redis' default
         count = 16
+    claim = f"{owner} {int(time.time())}"
     for db in range(1, count):
         client = redis.Redis.from_url(redis_url, db=db)
-        if client.set(REDIS_CLAIM_KEY, owner, nx=True):
+        if client.set(REDIS_CLAIM_KEY, claim, nx=True):
             if client.dbsize() == 1:  # nothing but our claim: empty, ours
                 return db
             client.delete(REDIS_CLAIM_KEY)  # someone else's data lives there
+        elif (
+            postgres_url
+            and _abandoned(stale := client.get(REDIS_CLAIM_KEY), postgres_url)
+            and _take_over(client, stale, claim)
+        ):
+            if (stale_owner := _claim_owner(stale)).startswith("retrain_"):
+                drop_database(postgres_url, stale_owner)
+            return db
     raise ServicesUnavailable(
         f"no free Redis database at {_safe(redis_url)} (1..{count - 1} are all in use)"
     )
+
+
+STALE_CLAIM_SECONDS = 600  # a stack starts in well under this; its database is in use after
+
+
+def _take_over(client, stale: bytes, claim: str) -> bool:
+    """Empty a database and claim it, atomically, only if its claim is still ``stale`` (two
+    stacks starting at once must not both take it)."""
+    import redis
+
+    with client.pipeline() as pipe:
+        try:
+            pipe.watch(REDIS_CLAIM_KEY)
+            if pipe.get(REDIS_CLAIM_KEY) != stale:
+                return False
+            pipe.multi()
+            pipe.flushdb()
+            pipe.set(REDIS_CLAIM_KEY, claim)
+            pipe.execute()
+        except redis.WatchError:
+            return False
+    return True
+
+
+def _claim_owner(raw: bytes | None) -> str:
+    return raw.decode().split(" ", 1)[0] if raw else ""
+
+
+def _abandoned(raw: bytes | None, postgres_url: str, now: float | None = None) -> bool:
+    """Whether a Redis claim belongs to a stack that is gone: claimed long enough ago and its
+    database has no session (a live stack's scheduler and workers always hold some)."""
+    if not raw:
+        return False
+    owner, _, since = raw.decode().partition(" ")
+    try:
+        age = (now if now is not None else time.time()) - float(since)
+    except ValueError:  # a claim from before claims carried their time
+        age = float("inf")
+    if age < STALE_CLAIM_SECONDS:
+        return False
+    with contextlib.closing(_pg_connect(postgres_url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (owner,))
+        return cur.fetchone()[0] == 0
 
 
 def release_redis_db(redis_url: str, db: int, owner: str) -> None:
@@ -419,8 +475,7 @@ def release_redis_db(redis_url: str, db: int, owner: str) -> None:
     import redis
 
     client = redis.Redis.from_url(redis_url, db=db)
-    claim = client.get(REDIS_CLAIM_KEY)
-    if claim is not None and claim.decode() == owner:
+    if _claim_owner(client.get(REDIS_CLAIM_KEY)) == owner:
         client.flushdb()
 
 
@@ -529,7 +584,9 @@ def start(
     try:
         if services:
             services["database"] = create_database(services["postgres_url"])
-            services["redis_db"] = claim_redis_db(services["redis_url"], services["database"])
+            services["redis_db"] = claim_redis_db(
+                services["redis_url"], services["database"], services["postgres_url"]
+            )
             log(
                 f"celery profile: Airflow's database {services['database']} on "
                 f"{_safe(services['postgres_url'])}, broker {services['redis_url']}/"

@@ -8,6 +8,7 @@ empty list: none), so the tests run it on the real files and on deliberately bro
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shlex
@@ -37,6 +38,13 @@ PYTHON_VERSION = "3.11"
 # The placeholders envsubst fills at install time (README): nothing else may look like one.
 PLACEHOLDERS = {"${AIRFLOW_ROLE_ARN}", "${RETRAIN_IMAGE}"}
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+# Airflow imports airflow_local_settings from $AIRFLOW_HOME/config; the chart mounts its own
+# file at the same path unless airflowLocalSettings is null.
+LOCAL_SETTINGS_SOURCE = "src/airflow_local_settings.py"
+LOCAL_SETTINGS_PATH = "/opt/airflow/config/airflow_local_settings.py"
+# A directory holding the official chart (helm pull apache-airflow/airflow --version 1.22.0
+# --untar): when set, tests/deploy also validates the values against its values.schema.json.
+CHART_DIR_ENV = "RETRAIN_HELM_CHART_DIR"
 # Where the build context must never reach.
 FORBIDDEN_SOURCES = (".git", ".venv", ".venv-tools", ".stack", ".pytest_cache", "tests")
 
@@ -231,6 +239,14 @@ def check_dockerfile_secrets(instructions: list[Instruction]) -> list[str]:
         if _SECRET_VALUE.search(inst.args):
             problems.append(f"line {inst.line}: {inst.name} holds what looks like a credential")
     return problems
+
+
+def check_local_settings_copied(instructions: list[Instruction]) -> list[str]:
+    """The project's airflow_local_settings.py is copied to where Airflow imports it from."""
+    copied = _copied_to(instructions).get(LOCAL_SETTINGS_PATH)
+    if copied != LOCAL_SETTINGS_SOURCE:
+        return [f"{LOCAL_SETTINGS_PATH} is {copied!r}, expected a copy of {LOCAL_SETTINGS_SOURCE}"]
+    return []
 
 
 def dockerfile_env(instructions: list[Instruction]) -> dict[str, str]:
@@ -590,6 +606,51 @@ def check_components(common: dict[str, Any]) -> list[str]:
     if dig(common, "dagProcessor.enabled") is not True:
         problems.append("dagProcessor is not enabled")
     return problems
+
+
+def check_local_settings_values(common: dict[str, Any]) -> list[str]:
+    """airflowLocalSettings is set, to null: the chart's default (a template, empty for Airflow
+    3) would otherwise be mounted over the image's airflow_local_settings.py in every pod."""
+    if "airflowLocalSettings" not in common:
+        return ["airflowLocalSettings is not set: the chart mounts its own file over the image's"]
+    if common["airflowLocalSettings"] is not None:
+        return ["airflowLocalSettings is not null: it would replace the image's local settings"]
+    return []
+
+
+def helm_merge(base: Any, override: Any) -> Any:
+    """Values coalesced as helm does for -f files: maps merge key by key, the later value wins,
+    and a null deletes the key (how a values file turns a chart default off)."""
+    if not (isinstance(base, dict) and isinstance(override, dict)):
+        return copy.deepcopy(override)
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = helm_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def check_against_chart(
+    values: dict[str, dict[str, Any]], chart_schema: dict[str, Any], chart_defaults: dict[str, Any]
+) -> dict[str, list[str]]:
+    """What helm checks before it renders: the chart's defaults, values-common.yaml and one
+    executor file, merged, against the chart's own values.schema.json (JSON Schema draft 7).
+    Problems per executor file."""
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(chart_schema)
+    found = {}
+    for profile in ("celery", "kubernetes"):
+        merged = helm_merge(helm_merge(chart_defaults, values["common"]), values[profile])
+        found[profile] = sorted(
+            f"{'.'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
+            for error in validator.iter_errors(merged)
+        )
+    return found
 
 
 def check_placeholders(texts: dict[str, str]) -> list[str]:

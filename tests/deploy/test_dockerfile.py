@@ -1,6 +1,7 @@
 """The Dockerfile checked without docker: the base image is the official Airflow image of the
 locked version, the lock is what gets installed (hashes checked) and then the project with
---no-deps, it runs as a non-root user, copies nothing from .venv or .git, holds no secret.
+--no-deps, it runs as a non-root user, copies nothing from .venv or .git, holds no secret, and
+ships the project's airflow_local_settings.py where Airflow imports it from.
 Each check also runs on a deliberately broken copy."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from deploy_static import (
     check_copies,
     check_dockerfile_secrets,
     check_installs_lock,
+    check_local_settings_copied,
     check_user,
     parse_dockerfile,
 )
@@ -172,4 +174,37 @@ def test_the_dockerignore_is_an_allow_list_of_what_is_copied(instructions):
         if i.name == "COPY"
         for w in [x for x in i.words() if not x.startswith("--")][:-1]
     }
-    assert sources <= allowed
+    # a source is let in by its own name or by a folder above it (src/ lets in src/x.py)
+    outside = {s for s in sources if not any(s == a or s.startswith(f"{a}/") for a in allowed)}
+    assert outside == set()
+    assert "src/airflow_local_settings.py" in sources  # in, through !src/
+
+
+def test_the_image_ships_the_projects_airflow_local_settings(instructions):
+    """Airflow imports airflow_local_settings from $AIRFLOW_HOME/config (/opt/airflow/config in
+    the official image): the project's file, which warms the processes that fork task
+    processes, must be copied there."""
+    assert check_local_settings_copied(instructions) == []
+    assert (deploy_static.PROJECT_ROOT / deploy_static.LOCAL_SETTINGS_SOURCE).is_file()
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (
+            "src/airflow_local_settings.py /opt/airflow/config/airflow_local_settings.py",
+            "src/airflow_local_settings.py /opt/airflow/airflow_local_settings.py",
+        ),
+        (
+            "src/airflow_local_settings.py /opt/airflow/config/airflow_local_settings.py",
+            "src/retrain/warm.py /opt/airflow/config/airflow_local_settings.py",
+        ),
+        (
+            "COPY --chown=airflow:0 src/airflow_local_settings.py",
+            "# COPY --chown=airflow:0 src/airflow_local_settings.py",
+        ),
+    ],
+)
+def test_local_settings_copied_elsewhere_or_not_at_all_are_caught(old, new):
+    problems = check_local_settings_copied(_broken(old, new))
+    assert any("expected a copy of src/airflow_local_settings.py" in p for p in problems)

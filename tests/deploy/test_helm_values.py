@@ -6,7 +6,10 @@ broken copy."""
 
 from __future__ import annotations
 
+import copy
 import json
+import os
+from pathlib import Path
 
 import deploy_static
 import pytest
@@ -15,6 +18,7 @@ from deploy_static import (
     CHART_VERSION,
     HELM,
     VALUES,
+    check_against_chart,
     check_celery_agrees,
     check_components,
     check_image_values,
@@ -87,6 +91,9 @@ def test_every_key_exists_in_the_charts_schema(values, schema, name):
         ("env", [{"name": "X"}], "missing required value"),
         ("apiServer.resources.requests", "1Gi", "where the chart expects object"),
         ("webserverSecretKey", "s3cr3t", "webserverSecretKey: not a key"),
+        # chart 1.19's flag, reverted upstream (apache/airflow #60721): helm rejects it
+        ("workers.useWorkerDedicatedServiceAccounts", False, "not a key of the chart's values"),
+        ("airflowLocalSettings", 3, "where the chart expects"),
     ],
 )
 def test_a_key_outside_the_schema_is_caught(broken_values, schema, path, value, expected):
@@ -97,6 +104,67 @@ def test_a_key_outside_the_schema_is_caught(broken_values, schema, path, value, 
         node = node.setdefault(part, {})
     node[last] = value
     problems = check_schema(values, schema)
+    assert any(expected in p for p in problems), problems
+
+
+def test_helm_merge_coalesces_as_helm_does():
+    chart = {"a": {"x": 1, "y": 2}, "airflowLocalSettings": "{{ chart }}", "keep": True}
+    merged = deploy_static.helm_merge(chart, {"a": {"y": 3}, "airflowLocalSettings": None})
+    assert merged == {"a": {"x": 1, "y": 3}, "keep": True}
+    assert chart["airflowLocalSettings"] == "{{ chart }}"  # the inputs are left alone
+
+
+def test_the_merged_values_pass_json_schema_validation(values, schema):
+    """The same merge and validator helm uses (JSON Schema draft 7 on the coalesced values),
+    here on the vendored schema; a key the chart closed its section to is caught."""
+    assert check_against_chart(values, schema, {}) == {"celery": [], "kubernetes": []}
+    broken = copy.deepcopy(values)
+    broken["common"]["workers"]["useWorkerDedicatedServiceAccounts"] = False
+    found = check_against_chart(broken, schema, {})
+    assert all("useWorkerDedicatedServiceAccounts" in " ".join(p) for p in found.values()), found
+
+
+@pytest.mark.skipif(
+    not os.environ.get(deploy_static.CHART_DIR_ENV),
+    reason=f"{deploy_static.CHART_DIR_ENV} (a `helm pull --untar` of the chart) is not set",
+)
+def test_the_values_pass_the_real_charts_schema(values):
+    """Against the chart itself, when it is at hand: its defaults, then values-common.yaml and
+    one executor file, validated with its values.schema.json, as `helm install` would."""
+    chart = Path(os.environ[deploy_static.CHART_DIR_ENV])
+    assert yaml.safe_load((chart / "Chart.yaml").read_text())["version"] == CHART_VERSION
+    found = check_against_chart(
+        values,
+        json.loads((chart / "values.schema.json").read_text()),
+        yaml.safe_load((chart / "values.yaml").read_text()),
+    )
+    assert found == {"celery": [], "kubernetes": []}
+
+
+def test_the_images_local_settings_are_not_shadowed_by_the_charts(values, instructions):
+    """The chart mounts its own airflow_local_settings.py where the image has the project's
+    (Dockerfile) unless airflowLocalSettings is null; null (deleted by helm's merge) turns the
+    chart's file off."""
+    common = values["common"]
+    assert deploy_static.check_local_settings_values(common) == []
+    chart_default = {"airflowLocalSettings": "{{- if semverCompare ... }}"}
+    assert "airflowLocalSettings" not in deploy_static.helm_merge(chart_default, common)
+    # and the image has its own there
+    assert deploy_static.check_local_settings_copied(instructions) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c.pop("airflowLocalSettings"), "is not set"),
+        (lambda c: c.update(airflowLocalSettings=""), "is not null"),
+        (lambda c: c.update(airflowLocalSettings="import x"), "is not null"),
+    ],
+)
+def test_the_charts_local_settings_left_on_are_caught(broken_values, change, expected):
+    common = broken_values()["common"]
+    change(common)
+    problems = deploy_static.check_local_settings_values(common)
     assert any(expected in p for p in problems), problems
 
 

@@ -87,6 +87,20 @@ def test_the_workers_ran_from_a_read_only_tree(stack, read_only_tree):
 
 
 @pytest.mark.celery
+def test_the_processes_that_fork_tasks_started_warm(stack, cfg):
+    """airflow_local_settings preloaded [resources] preload in the processes that fork task
+    processes (the scheduler's LocalExecutor, or each Celery worker), and only there."""
+    warm = set(CELERY_WORKERS) if stack.profile == "celery" else {"scheduler"}
+    line = f"[retrain] preloaded {len(cfg.resources.preload)} module(s) in "
+    for name in ("scheduler", "triggerer", "dag-processor", "api-server", *CELERY_WORKERS):
+        if name not in stack.pids:
+            continue
+        log = (Path(stack.root) / "logs" / f"{name}.log").read_text(errors="replace")
+        assert (line in log) is (name in warm), name
+        assert "not preloaded" not in log, name
+
+
+@pytest.mark.celery
 def test_heavy_work_ran_on_its_queue_and_in_its_pool(stack, cfg):
     """The first batch's runs: heavy tasks (feature build, training-set gate, training,
     evaluation, refit) on the heavy queue and in the heavy pool of the config's size, light ones

@@ -77,6 +77,7 @@ def test_float_key_accepts_int_in_toml(raw):
         (("resources", "heavy_queue"), " ", r"\[resources\] heavy_queue must not be empty"),
         (("resources", "heavy_pool_slots"), 0, r"\[resources\] needs heavy_pool_slots >= 1"),
         (("resources", "task_cpu"), 0.0, r"\[resources\] task_cpu must be above 0"),
+        (("resources", "preload"), ["pandas", "not a module"], r"preload: not module names"),
     ],
     ids=lambda v: "/".join(v) if isinstance(v, tuple) else None,
 )
@@ -94,6 +95,8 @@ def test_the_shipped_resources_section_is_read(raw):
     res = parse(raw).resources
     assert (res.heavy_queue, res.heavy_pool, res.heavy_pool_slots) == ("heavy", "heavy", 1)
     assert res.default_queue == "default" and res.task_memory_mb == 512
+    assert res.preload[0] == "great_expectations" and "retrain.steps.ingest" in res.preload
+    assert parse(raw, env={"RETRAIN__RESOURCES__PRELOAD": ""}).resources.preload == ()
 
 
 def test_bad_prefix_is_rejected(raw):

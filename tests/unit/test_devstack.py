@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -273,7 +274,8 @@ def test_each_stack_gets_its_own_database_and_redis_db_and_gives_them_back() -> 
         client = redis.Redis.from_url(redis_url, db=one)
         client.set("celery-ish", "x")
         release_redis_db(redis_url, two, "not-its-owner")
-        assert redis.Redis.from_url(redis_url, db=two).get(REDIS_CLAIM_KEY) == second.encode()
+        claim = redis.Redis.from_url(redis_url, db=two).get(REDIS_CLAIM_KEY).decode()
+        assert claim.split(" ")[0] == second
         release_redis_db(redis_url, one, first)
         release_redis_db(redis_url, two, second)
         assert client.dbsize() == 0
@@ -287,3 +289,65 @@ def test_each_stack_gets_its_own_database_and_redis_db_and_gives_them_back() -> 
         assert cur.fetchone()[0] == 0
     finally:
         conn.close()
+
+
+def test_a_claim_left_by_a_killed_stack_is_taken_back_with_its_database() -> None:
+    """A stack killed without `retrain stop` leaves its Redis claim and its database behind; the
+    next stack takes that Redis database back once the claim is old and the database idle, and
+    drops the database. A claim that is recent, or whose database is in use, stays."""
+    import psycopg2
+    import pytest
+    import redis
+
+    from retrain.devstack import (
+        REDIS_CLAIM_KEY,
+        STALE_CLAIM_SECONDS,
+        claim_redis_db,
+        create_database,
+        drop_database,
+        release_redis_db,
+    )
+
+    postgres_url, redis_url = _services_or_skip()
+    killed, busy, fresh = (create_database(postgres_url) for _ in range(3))
+    base = postgres_url.rsplit("/", 1)[0]
+    held = psycopg2.connect(f"{base}/{busy}")  # a live stack's session
+    old = int(time.time()) - STALE_CLAIM_SECONDS - 60
+    dbs: dict[str, int] = {}
+    try:
+        for owner in (killed, busy, fresh):
+            dbs[owner] = claim_redis_db(redis_url, owner)
+        for owner, since in ((killed, old), (busy, old)):  # as if claimed long ago
+            redis.Redis.from_url(redis_url, db=dbs[owner]).set(REDIS_CLAIM_KEY, f"{owner} {since}")
+        redis.Redis.from_url(redis_url, db=dbs[killed]).set("celery-leftover", "x")
+        newcomer = create_database(postgres_url)
+        try:
+            # the lowest free-or-abandoned number: the killed stack's, or a never-used lower one
+            got = claim_redis_db(redis_url, newcomer, postgres_url)
+            if got != dbs[killed]:
+                release_redis_db(redis_url, got, newcomer)
+                pytest.skip(f"Redis db {got} was free below the abandoned one: nothing shown")
+            client = redis.Redis.from_url(redis_url, db=got)
+            assert client.get("celery-leftover") is None
+            assert client.get(REDIS_CLAIM_KEY).decode().split(" ")[0] == newcomer
+            for owner in (busy, fresh):
+                claim = redis.Redis.from_url(redis_url, db=dbs[owner]).get(REDIS_CLAIM_KEY)
+                assert claim.decode().split(" ")[0] == owner
+            conn = psycopg2.connect(postgres_url)
+            try:
+                cur = conn.cursor()
+                cur.execute(
+                    "SELECT datname FROM pg_database WHERE datname IN %s", ((killed, busy),)
+                )
+                assert {r[0] for r in cur.fetchall()} == {busy}
+            finally:
+                conn.close()
+            release_redis_db(redis_url, got, newcomer)
+        finally:
+            drop_database(postgres_url, newcomer)
+    finally:
+        held.close()
+        for owner, db in dbs.items():
+            release_redis_db(redis_url, db, owner)
+        for owner in (killed, busy, fresh):
+            drop_database(postgres_url, owner)

@@ -84,3 +84,24 @@ def test_unknown_metric_is_refused():
     y, a = scores(100, 0.3)
     with pytest.raises(ValueError, match="not supported"):
         compare_models(y, a, a, **kwargs(metric="logloss"))
+
+
+def test_poisson_weights_follow_poisson_one():
+    w = evaluation.poisson_weights(np.random.default_rng(3), 50, 100_000)
+    assert w.dtype == np.uint8 and w.shape == (50, 100_000)
+    freq = np.bincount(w.ravel(), minlength=8) / w.size
+    pmf = np.array([math.exp(-1) / math.factorial(k) for k in range(8)])
+    # 5M draws: each frequency within a few standard errors of the Poisson(1) probability
+    assert np.all(np.abs(freq - pmf) < 5 * np.sqrt(pmf * (1 - pmf) / w.size) + 2**-16)
+    again = evaluation.poisson_weights(np.random.default_rng(3), 50, 100_000)
+    assert np.array_equal(w, again)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_the_float32_auc_pass_equals_the_float64_one(ties):
+    """Integer bootstrap weights take the float32 AUC pass; float weights of the same values
+    the float64 one: both exact."""
+    y, s = scores(5000, 0.4, ties=ties, seed=4)
+    sorted_ = _Sorted(y, s, "auc")
+    w = evaluation.poisson_weights(np.random.default_rng(9), 16, len(y))
+    assert np.array_equal(sorted_.metric(w), sorted_.metric(w.astype(np.float64)))
