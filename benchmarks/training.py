@@ -9,7 +9,8 @@ fresh subprocess of its own (an Airflow task is a process):
 - featurize: every raw file into one feature file. streamed: ``iter_table`` chunks of 100k rows
   into ``retrain.featurize.write_features`` (row group by row group); naive: ``read_table`` +
   ``coerce_types`` + ``build_features`` + ``to_parquet`` (``steps.features`` before)
-- gate: streamed: ``trainset.build_row_index`` + ``validation.training_stream`` (exact checks,
+- gate: streamed: ``trainset.build_row_index`` (time and id hash spilled to files beside the
+  feature files, as ``steps.training_set`` does) + ``validation.training_stream`` (exact checks,
   GX on a seeded sample of 100k rows); naive: ``pd.concat`` of the feature files + GX's
   training checkpoint on the whole frame (the pandas ``check_training_set``, before);
 - train: streamed: ``build_row_index``, the time holdout (``trainset.split_by_time``) and
@@ -134,6 +135,7 @@ def run_stage(stage: str, path: str, raw: list[Path], features: Path) -> dict[st
     ds = cfg.dataset
     marks: dict[str, Any] = {"imported": rss_mb()}
     feature_paths = sorted(features.glob("*.parquet"))
+    spill = tempfile.TemporaryDirectory(prefix="index-", dir=features.parent)  # as the step's
     out: dict[str, Any] = {}
     start = time.perf_counter()
     if stage == "featurize":
@@ -156,7 +158,7 @@ def run_stage(stage: str, path: str, raw: list[Path], features: Path) -> dict[st
         if path == "streamed":
             from validation.training_stream import validate_training_stream
 
-            index = trainset.build_row_index(feature_paths, ds)
+            index = trainset.build_row_index(feature_paths, ds, spill_dir=spill.name)
             marks["index"] = rss_mb()
             mask = trainset.newest_per_id(index) if cfg.ingest.duplicate_ids == "upsert" else None
             result = validate_training_stream(
@@ -171,7 +173,7 @@ def run_stage(stage: str, path: str, raw: list[Path], features: Path) -> dict[st
         out |= {"success": result.success, "summary": result.summary()}
     else:
         if path == "streamed":
-            index = trainset.build_row_index(feature_paths, ds)
+            index = trainset.build_row_index(feature_paths, ds, spill_dir=spill.name)
             marks["index"] = rss_mb()
             every = np.ones(index.n_rows, dtype=bool)
             train, holdout = trainset.split_by_time(
@@ -195,6 +197,7 @@ def run_stage(stage: str, path: str, raw: list[Path], features: Path) -> dict[st
         }
     out["seconds"] = time.perf_counter() - start
     marks["end"] = rss_mb()
+    spill.cleanup()
     out["marks_mb"] = {k: [round(v) for v in pair] for k, pair in marks.items()}
     return out
 

@@ -15,16 +15,18 @@ concatenated frame: GX's working memory grows with it (several GB at 5M rows). H
    - the row count, and the target's mean (the positive share: both classes present within
      the configured limits);
    - the target never missing and in {0, 1};
-   - the id column unique: duplicates are found among the 64-bit id hashes (a sorted copy, 8
-     bytes a row), then the ids of the rows whose hash repeats are read back and compared, so a
-     hash collision (probability ~ n**2 / 2**65: 1e-5 at 20M rows) can never reject a set;
+   - the id column unique: duplicates are found among the 64-bit id hashes (sorted a range of
+     values at a time: :func:`retrain.trainset.duplicated_hashes`), then the ids of the rows
+     whose hash repeats are read back and compared, so a hash collision (probability
+     ~ n**2 / 2**65: 1e-5 at 20M rows) can never reject a set;
    - each column present in every file, numeric ranges over every row.
 
    The time column is also checked never missing (not in the suite: the table gate never
    needed it, but the streamed split orders by it). Anything else in the suite keeps its
    sampled verdict: the result's ``meta`` lists which expectations were exact.
 
-Memory: the index (17 bytes a row, shared with training), one sorted copy of the id hashes, a
+Memory: the index (17 bytes a row, shared with training; a spilled one pages its time and id
+hash in only for the exact checks, and not while GX runs), a sorted range of the id hashes, a
 read batch, and GX on the sample. ``meta["responsible_files"]`` names the files holding rows
 that fail an exact check (for ``retrain retract``).
 """
@@ -51,6 +53,7 @@ from retrain.trainset import (
     duplicated_hashes,
     in_sorted,
     read_rows,
+    release_memory,
     selected_batches,
 )
 from validation.context import RESULT_FORMAT, TRAINING_CHECKPOINT, expectation_key, get_context
@@ -84,10 +87,12 @@ def validate_training_stream(
     mask = np.ones(index.n_rows, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     ds = cfg.dataset
     sample = seeded_sample(mask, sample_rows, seed)
+    checks = _ExactChecks(paths, index, mask, cfg, batch_rows)
+    checks.scan_index()  # before GX: its working memory and the paged-in index never add up
+    release_memory()
     frame = _sample_frame(paths, index, sample, cfg)
     validation = run_checkpoint(get_context(cfg), TRAINING_CHECKPOINT, frame, run_name)
     del frame
-    checks = _ExactChecks(paths, index, mask, cfg, batch_rows)
     results, exact = [], []
     for item in validation["results"]:
         config = item["expectation_config"]
@@ -162,6 +167,8 @@ class _ExactChecks:
         every = set().union(*self.schemas.values())
         self.partial = {c for c in every if any(c not in s for s in self.schemas.values())}
         self.responsible: set[int] = set()
+        self._found_duplicates: tuple[np.ndarray, list[Any], int] | None = None
+        self._missing_times: np.ndarray | None = None
         self._ranges: dict[str, dict[str, Any]] | None = None
 
     def result(self, kind: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
@@ -182,6 +189,37 @@ class _ExactChecks:
         if kind == "expect_column_values_to_be_between":
             return self._range(column, kwargs)
         return None
+
+    def scan_index(self) -> None:
+        """The checks that scan the index's id hashes and times over every row, done at once
+        (their results are kept for :meth:`result`); the pages go afterwards."""
+        if self.cfg.dataset.id_column not in self.partial:
+            self._duplicates()
+        self.missing_times()
+
+    def _duplicates(self) -> tuple[np.ndarray, list[Any], int]:
+        """Positions of the rows sharing a present id with another row (GX's count), confirmed
+        on the ids; the first of those ids; and the number of rows with an id."""
+        if self._found_duplicates is None:
+            column = self.cfg.dataset.id_column
+            present = self.mask & (self.index.id_hash != NULL_ID_HASH)
+            repeated = duplicated_hashes(self.index.id_hash, present)
+            candidates = np.flatnonzero(present & in_sorted(self.index.id_hash, repeated))
+            self.index.release()
+            duplicates, examples = np.zeros(0, dtype=np.int64), []
+            if len(candidates):
+                ids = read_rows(self.paths, self.index, candidates, [column])[column]
+                shared = ids.duplicated(keep=False).to_numpy()
+                duplicates, examples = candidates[shared], ids[shared].head(_EXAMPLES).tolist()
+            self._found_duplicates = duplicates, examples, int(np.count_nonzero(present))
+        return self._found_duplicates
+
+    def missing_times(self) -> np.ndarray:
+        """Positions of the rows without a time."""
+        if self._missing_times is None:
+            self._missing_times = np.flatnonzero(self.mask & (self.index.time == NAT))
+            self.index.release()
+        return self._missing_times
 
     def _blame(self, positions: np.ndarray) -> None:
         self.responsible.update(int(f) for f in np.unique(self.index.file_of(positions)))
@@ -214,19 +252,10 @@ class _ExactChecks:
 
     def _unique(self, column: str) -> dict[str, Any]:
         """Rows sharing a present id with another row (GX's count), confirmed on the ids."""
-        present = self.mask & (self.index.id_hash != NULL_ID_HASH)
-        repeated = duplicated_hashes(self.index.id_hash, present)
-        candidates = np.flatnonzero(present & in_sorted(self.index.id_hash, repeated))
-        duplicates = np.zeros(0, dtype=np.int64)
-        examples: list[Any] = []
-        if len(candidates):
-            ids = read_rows(self.paths, self.index, candidates, [column])[column]
-            shared = ids.duplicated(keep=False).to_numpy()
-            duplicates = candidates[shared]
-            examples = ids[shared].head(_EXAMPLES).tolist()
-            if len(duplicates):
-                self._blame(duplicates)
-        missing = self.rows - int(np.count_nonzero(present))
+        duplicates, examples, present = self._duplicates()
+        if len(duplicates):
+            self._blame(duplicates)
+        missing = self.rows - present
         result = _map_result(
             self.rows, len(duplicates), examples, missing=missing, where=duplicates
         )
@@ -296,8 +325,7 @@ def _time_not_null(
     item["expectation_config"]["kwargs"] = {"column": time_column}
     item["expectation_config"]["id"] = None
     item["expectation_config"]["meta"] = {"added_by": "validation.training_stream"}
-    index = checks.index
-    missing = np.flatnonzero(checks.mask & (index.time == NAT))
+    missing = checks.missing_times()
     if len(missing):
         checks._blame(missing)
     verdict = _verdict(not len(missing), _null_result(checks.rows, missing))

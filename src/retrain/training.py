@@ -228,11 +228,17 @@ def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
         return math.nan
     order = np.argsort(-np.asarray(scores, dtype="float64"), kind="stable")
     s, yy = np.asarray(scores, dtype="float64")[order], y[order]
+    del order  # here and below: each temporary goes once used (millions of holdout rows)
     last_of_tie = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]
+    del s
     tp = np.cumsum(yy)[last_of_tie]
+    del yy
     precision = tp / (last_of_tie + 1)
+    del last_of_tie
     recall_step = np.diff(np.r_[0, tp]) / n_pos
-    return float(np.sum(recall_step * precision))
+    del tp
+    recall_step *= precision
+    return float(np.sum(recall_step))
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
@@ -240,10 +246,16 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     order = np.argsort(x, kind="stable")
     xs = x[order]
     first_of_tie = np.r_[True, xs[1:] != xs[:-1]]
+    del xs  # here and below: each temporary goes once used (millions of holdout rows)
     starts = np.flatnonzero(first_of_tie)
-    ends = np.r_[starts[1:], len(xs)]
+    ends = np.r_[starts[1:], len(x)]
+    mean_rank = (starts + 1 + ends) / 2
+    del starts, ends
+    tie = np.cumsum(first_of_tie)
+    del first_of_tie
+    tie -= 1
     ranks = np.empty(len(x), dtype="float64")
-    ranks[order] = ((starts + 1 + ends) / 2)[np.cumsum(first_of_tie) - 1]
+    ranks[order] = mean_rank[tie]
     return ranks
 
 
@@ -252,7 +264,14 @@ def log_loss(y_true: np.ndarray, proba: np.ndarray) -> float:
     if len(y) == 0:
         return math.nan
     p = np.clip(np.asarray(proba, dtype="float64"), _EPS, 1 - _EPS)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    # y * log(p) + (1 - y) * log1p(-p), in place: the same numbers, two arrays fewer
+    loss = np.log(p)
+    loss *= y
+    np.negative(p, out=p)
+    np.log1p(p, out=p)
+    p *= 1 - y
+    loss += p
+    return float(-np.mean(loss))
 
 
 def _labels(df: pd.DataFrame, ds: DatasetConfig) -> np.ndarray:

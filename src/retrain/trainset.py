@@ -3,7 +3,8 @@
 Concatenating every feature file into one pandas frame (and LightGBM copying it again) makes
 memory grow with all the rows and every column (~2.3 GB at 5M rows). Here the feature files
 stay on local disk (:mod:`retrain.steps.training_set` stages them) and only what decides which
-rows train is in memory: the :class:`RowIndex`, 17 bytes per row (time, id hash, label). The
+rows train is indexed: the :class:`RowIndex`, 17 bytes per row (time, id hash, label), of which
+only the label stays resident when the time and id hash are kept on disk (``spill_dir``). The
 rest is streamed:
 
 - which rows: :func:`newest_per_id` (upsert), :func:`split_by_time` / :func:`newest_rows` (the
@@ -31,6 +32,8 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import math
+import mmap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +77,10 @@ BIN_SAMPLE_FEATURE_BYTES, BIN_SAMPLE_ROW_BYTES = 16, 120
 LGB_ROW_BYTES, LGB_FEATURE_BYTES = 16, 4
 READ_FEATURE_BYTES = 24
 READ_SHARE = 0.1  # of what the budget leaves for reads and LightGBM: the read batches
-INDEX_ROW_BYTES = 17  # RowIndex: time 8, id hash 8, target 1
+# RowIndex: time 8, id hash 8, target 1. A spilled index keeps only the target resident while
+# LightGBM trains, but the budget still counts all of it: the same row cap, so the same sample
+# and the same model as before spilling (the rest is headroom).
+INDEX_ROW_BYTES = 17
 MASK_BYTES = 6  # bool masks per index row alive while LightGBM trains (caller's and ours)
 MIN_BATCH_ROWS, MAX_BATCH_ROWS = 4_096, 262_144
 
@@ -91,6 +97,10 @@ class RowIndex:
     ``time`` is the time column in ns since the epoch (missing: :data:`NAT`); ``id_hash`` the id
     hashed with :data:`ID_HASH_KEY` (missing: :data:`NULL_ID_HASH`); ``target`` 0/1,
     :data:`TARGET_MISSING` or :data:`TARGET_OTHER`.
+
+    Built with a ``spill_dir``, ``time`` and ``id_hash`` (16 of the 17 bytes a row) are read-only
+    maps of files there: the scans that need them page them in, and :meth:`release` drops the
+    pages again, so they are not resident while LightGBM or GX work.
     """
 
     offsets: np.ndarray  # int64, n_files + 1: file f holds positions offsets[f]:offsets[f + 1]
@@ -109,6 +119,12 @@ class RowIndex:
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.offsets, self.time, self.id_hash, self.target))
+
+    def release(self) -> None:
+        """Drop the resident pages of the arrays kept on disk (a no-op for arrays in memory):
+        the next use reads them back from the page cache or the file."""
+        _drop_pages(self.time)
+        _drop_pages(self.id_hash)
 
     def file_of(self, positions: np.ndarray) -> np.ndarray:
         """The file number of each position."""
@@ -132,19 +148,26 @@ class RowIndex:
 
 
 def build_row_index(
-    paths: Sequence[PathLike], ds: DatasetConfig, *, batch_rows: int = DEFAULT_BATCH_ROWS
+    paths: Sequence[PathLike],
+    ds: DatasetConfig,
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    spill_dir: PathLike | None = None,
 ) -> RowIndex:
     """Read the id, time and target columns of each file, batch by batch, into a
     :class:`RowIndex` (the arrays are allocated once, from the files' footers). A file without
-    one of these columns gets missing values for it: the gate reports them."""
+    one of these columns gets missing values for it: the gate reports them. With ``spill_dir``
+    (a directory that outlives the index), time and id hash are written to files there and
+    mapped read-only (see :class:`RowIndex`)."""
     import pyarrow.parquet as pq
 
     counts = [pq.read_metadata(p).num_rows for p in paths]
     offsets = np.zeros(len(paths) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     n = int(offsets[-1])
-    time = np.full(n, NAT, dtype=np.int64)
-    id_hash = np.full(n, NULL_ID_HASH, dtype=np.uint64)
+    spill = Path(spill_dir) if spill_dir is not None and n else None
+    time = _new_column(spill, "time", n, np.int64, NAT)
+    id_hash = _new_column(spill, "id_hash", n, np.uint64, NULL_ID_HASH)
     target = np.full(n, TARGET_MISSING, dtype=np.int8)
     wanted = (ds.id_column, ds.time_column, ds.target)
     for f, path in enumerate(paths):
@@ -164,7 +187,37 @@ def build_row_index(
             start += batch.num_rows
         if start != offsets[f + 1]:
             raise ValueError(f"{path}: read {start - offsets[f]} rows, its footer says {counts[f]}")
+        _drop_pages(time)  # written: to the file (a spilled index is never all resident)
+        _drop_pages(id_hash)
+    if spill is not None:  # written: unmap (the pages go with the writable map) and map read-only
+        del time, id_hash
+        time, id_hash = (np.load(spill / f"{name}.npy", mmap_mode="r") for name in _SPILLED)
     return RowIndex(offsets=offsets, time=time, id_hash=id_hash, target=target)
+
+
+_SPILLED = ("time", "id_hash")  # the RowIndex arrays build_row_index can keep on disk
+
+
+def _new_column(
+    spill: Path | None, name: str, n: int, dtype: type[np.generic], fill: Any
+) -> np.ndarray:
+    """``np.full(n, fill, dtype)``, in memory or as a writable map of ``spill / name.npy``."""
+    if spill is None:
+        return np.full(n, fill, dtype=dtype)
+    array = np.lib.format.open_memmap(spill / f"{name}.npy", mode="w+", dtype=dtype, shape=(n,))
+    if fill:  # a new file reads as zeros
+        for start in range(0, n, 1 << 20):
+            array[start : start + (1 << 20)] = fill
+            _drop_pages(array)
+    return array
+
+
+def _drop_pages(array: np.ndarray) -> None:
+    """Drop the resident pages of a file-backed ``numpy.memmap`` (a no-op for other arrays):
+    a shared map keeps what was written in the file."""
+    mapped = getattr(array, "_mmap", None)  # numpy.memmap's mmap.mmap
+    if mapped is not None and hasattr(mapped, "madvise") and len(array):
+        mapped.madvise(mmap.MADV_DONTNEED)
 
 
 def hash_ids(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -222,13 +275,15 @@ def newest_per_id(index: RowIndex, mask: np.ndarray | None = None) -> np.ndarray
     a stable pandas sort by time then ``duplicated(keep="last")`` picks (which sorts missing
     times last: so does this).
 
-    Only rows whose id hash occurs twice are ordered, so memory is one sorted copy of the
-    hashes plus the duplicated rows. Ids are compared by hash: a collision of two different
-    ids (probability above) would drop the older row of one of them.
+    Only rows whose id hash occurs twice are ordered, so memory is a sorted copy of a range of
+    the hashes at a time (:func:`duplicated_hashes`) plus the duplicated rows. Ids are compared
+    by hash: a collision of two different ids (probability above) would drop the older row of
+    one of them.
     """
     keep = np.ones(index.n_rows, dtype=bool) if mask is None else np.array(mask, dtype=bool)
     duplicated = duplicated_hashes(index.id_hash, keep)
     if not len(duplicated):
+        index.release()
         return keep
     positions = np.flatnonzero(keep & in_sorted(index.id_hash, duplicated))
     hashes = index.id_hash[positions]
@@ -239,15 +294,46 @@ def newest_per_id(index: RowIndex, mask: np.ndarray | None = None) -> np.ndarray
     last = np.r_[hashes[1:] != hashes[:-1], True]
     keep[positions] = False
     keep[positions[order[last]]] = True
+    index.release()
     return keep
 
 
-def duplicated_hashes(hashes: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The hash values that occur more than once among ``mask``'s rows (sorted, unique)."""
-    chosen = hashes[mask]  # a copy, sorted in place: one array of 8 bytes per row at a time
+def duplicated_hashes(
+    hashes: np.ndarray, mask: np.ndarray, *, bucket_rows: int = 1 << 22
+) -> np.ndarray:
+    """The hash values that occur more than once among ``mask``'s rows (sorted, unique).
+
+    Equal hashes share their top bits, so the rows are taken a range of hash values at a time
+    (by the top ``bits``: about ``bucket_rows`` rows each, one pass over ``hashes`` per range)
+    and each range is sorted on its own: the sorted copy is of ~``bucket_rows`` hashes, not of
+    every row (8 bytes each: 160 MB at 20M rows). The ranges come in increasing order, so their
+    results concatenate sorted."""
+    rows = int(np.count_nonzero(mask))
+    bits = max(math.ceil(math.log2(rows / bucket_rows)), 0) if rows > bucket_rows else 0
+    if bits == 0:
+        return _repeated(hashes[mask])
+    shift = np.uint64(64 - bits)
+    return np.concatenate(
+        [_repeated(_in_range(hashes, mask, shift, top)) for top in range(1 << bits)]
+    )
+
+
+def _in_range(
+    hashes: np.ndarray, mask: np.ndarray, shift: np.uint64, top: int, chunk: int = 1 << 20
+) -> np.ndarray:
+    """The hashes of ``mask``'s rows whose bits above ``shift`` are ``top`` (a copy), read
+    chunk by chunk."""
+    parts = []
+    for start in range(0, len(hashes), chunk):
+        part = hashes[start : start + chunk][mask[start : start + chunk]]
+        parts.append(part[(part >> shift) == top])
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=hashes.dtype)
+
+
+def _repeated(chosen: np.ndarray) -> np.ndarray:
+    """The values of ``chosen`` (a copy: sorted in place) that occur more than once."""
     chosen.sort()
-    repeated = chosen[1:][chosen[1:] == chosen[:-1]]
-    return np.unique(repeated)
+    return np.unique(chosen[1:][chosen[1:] == chosen[:-1]])
 
 
 def in_sorted(values: np.ndarray, sorted_set: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
@@ -302,11 +388,13 @@ def newest_rows(
     if n >= total:
         return mask.copy()
     times = index.time[mask]  # a copy, partitioned in place
+    index.release()
     times.partition(total - n)
     cut = times[total - n]
     del times
     newest = mask & (index.time > cut)
     tied = np.flatnonzero(mask & (index.time == cut))
+    index.release()
     need = n - int(np.count_nonzero(newest))
     if need == len(tied):
         newest[tied] = True
@@ -331,6 +419,7 @@ def sample_rows(index: RowIndex, mask: np.ndarray, n: int, seed: int) -> np.ndar
     for start in range(0, index.n_rows, chunk):
         part = slice(start, start + chunk)
         out[part] = mask[part] & (_mix(index.id_hash[part] ^ salt) < threshold)
+    index.release()
     return out
 
 
@@ -689,6 +778,7 @@ def train_streamed(
         paths, index, train, VALID_FRACTION, id_column=ds.id_column, batch_rows=budget.batch_rows
     )
     params = _params(cfg, index.labels(train))
+    release_memory()  # the row selection's temporaries, before LightGBM's Datasets
     fit_set = lgb_dataset(paths, index, fit, layout, params, batch_rows=budget.batch_rows)
     valid_set = lgb_dataset(
         paths, index, valid, layout, params, batch_rows=budget.batch_rows, reference=fit_set
@@ -712,6 +802,7 @@ def train_streamed(
     n_train = int(np.count_nonzero(train))
     del train
     holdout_start = pd.Timestamp(int(index.time[holdout_mask].min())).isoformat()
+    index.release()
     scores = predict_streamed(model, paths, index, holdout_mask, ds, budget.batch_rows)
     # the metrics' sorts take ~70 bytes a holdout row (280 MB for 4M): after LightGBM is gone
     metrics = metrics_of(index.labels(holdout_mask), scores)

@@ -96,6 +96,55 @@ def test_row_index_known_answers(tmp_path: Path) -> None:
     assert index.labels(np.array([1, 1, 1, 0, 0], dtype=bool)).tolist() == [0, 1, 1]
 
 
+def test_a_spilled_index_is_the_same_and_lets_its_pages_go(tmp_path: Path) -> None:
+    paths = weeks(tmp_path, 3000, 3)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    memory = trainset.build_row_index(paths, DS)
+    spilled = trainset.build_row_index(paths, DS, spill_dir=spill)
+    assert sorted(p.name for p in spill.iterdir()) == ["id_hash.npy", "time.npy"]
+    for name in ("offsets", "time", "id_hash", "target"):
+        np.testing.assert_array_equal(getattr(spilled, name), getattr(memory, name))
+    assert isinstance(spilled.time, np.memmap) and not spilled.id_hash.flags.writeable
+    spilled.release()  # the pages go, the values stay (read back from the file)
+    memory.release()  # in memory: nothing to do
+    np.testing.assert_array_equal(spilled.id_hash, memory.id_hash)
+    every = everything(memory)
+    np.testing.assert_array_equal(
+        trainset.sample_rows(spilled, every, 2000, seed=1),
+        trainset.sample_rows(memory, every, 2000, seed=1),
+    )
+    for index in (memory, spilled):
+        older, newest = trainset.split_by_time(paths, index, every, 0.2, id_column=DS.id_column)
+        assert newest.sum() == 1800 and not (older & newest).any()
+    empty = tmp_path / "empty.parquet"
+    pd.read_parquet(paths[0]).iloc[:0].to_parquet(empty)
+    assert trainset.build_row_index([empty], DS, spill_dir=spill).n_rows == 0
+
+
+def test_duplicated_hashes_by_ranges_agree_with_one_sort() -> None:
+    """Hashes that share their low bits but not their top bits (different ranges) are not
+    duplicates; equal hashes at the edges of the ranges are."""
+    rng = np.random.default_rng(3)
+    top = np.uint64(2**64 - 1)
+    hashes = rng.integers(0, 2**64 - 1, size=50_000, dtype=np.uint64, endpoint=True)
+    hashes[:2000] = hashes[rng.integers(2000, 50_000, 2000)]  # repeats, anywhere
+    low = hashes[100:600] & np.uint64(2**40 - 1)
+    hashes[50_000 - 500 :] = low | (np.uint64(5) << np.uint64(61))  # low bits of others
+    edges = [0, 2**61 - 1, 2**61, 2**63 - 1, 2**63, 2**64 - 1]
+    hashes = np.r_[hashes, np.array(edges * 2, dtype=np.uint64), top]
+    mask = rng.random(len(hashes)) < 0.9
+    mask[-13:] = True
+    exact = trainset.duplicated_hashes(hashes, mask, bucket_rows=len(hashes))
+    assert set(edges) <= set(exact.tolist())
+    for bucket_rows in (100, 1000, 6000, 40_000):
+        by_ranges = trainset.duplicated_hashes(hashes, mask, bucket_rows=bucket_rows)
+        np.testing.assert_array_equal(by_ranges, exact)
+    chosen = np.sort(hashes[mask])
+    np.testing.assert_array_equal(exact, np.unique(chosen[1:][chosen[1:] == chosen[:-1]]))
+    assert len(trainset.duplicated_hashes(hashes, mask & False, bucket_rows=10)) == 0
+
+
 def test_id_hashes_are_pinned() -> None:
     """Hashes decide upserts and samples across runs: a changed key would silently change them."""
     hashes = trainset.hash_ids(pa.array(["C1-n0000001", None, "x"]))

@@ -2,9 +2,11 @@
 
 Every retrain task (gate, train, evaluate, refit) stages the same keys the same way, so they see
 the same rows: the files are streamed from the bucket into a temporary directory, indexed
-(:func:`retrain.trainset.build_row_index`, 17 bytes a row) and, under ``duplicate_ids =
-"upsert"``, reduced to the newest row per id. Nothing holds the table in pandas: the tasks read
-rows batch by batch, or a seeded sample of bounded size where a frame is needed (drift).
+(:func:`retrain.trainset.build_row_index`, 17 bytes a row, of which the time and id hash are
+kept in files beside the staged ones and paged in only by the scans that need them) and,
+under ``duplicate_ids = "upsert"``, reduced to the newest row per id. Nothing holds the table
+in pandas: the tasks read rows batch by batch, or a seeded sample of bounded size where a frame
+is needed (drift).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def staged_training_set(
         etags = tuple(
             storage.download(key, path).strip('"') for key, path in zip(keys, paths, strict=True)
         )
-        index = build_row_index(paths, cfg.dataset)
+        index = build_row_index(paths, cfg.dataset, spill_dir=tmp)
         rows = np.ones(index.n_rows, dtype=bool)
         if cfg.ingest.duplicate_ids == "upsert" and index.n_rows:
             rows = newest_per_id(index)
