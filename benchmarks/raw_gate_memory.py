@@ -7,12 +7,14 @@ imports everything, warms GX up on a small file (a worker validates many files; 
 context build is not what grows), then reads the file's bytes and validates them as ingest does:
 
 - whole: ``read_table`` + ``validate_raw_file`` (the frame and its ids stay for the ledger);
-- chunked: ``iter_table`` + ``validate_raw_chunks`` (ids come back in the result).
+- chunked: ``iter_table`` + ``validate_raw_chunks`` (ids come back in the result), once per
+  chunk size: 100k rows (ingest's before) and 250k (``validation.gates.RAW_CHUNK_ROWS``).
 
 Time is the validation only (bytes read to verdict). Prints a table and saves
 benchmarks/results/raw_gate_memory.json.
 
-    .venv/bin/python benchmarks/raw_gate_memory.py [--rows 100000 1000000] [--chunk-rows 100000]
+    .venv/bin/python benchmarks/raw_gate_memory.py [--rows 100000 1000000] \
+        [--chunk-rows 100000 250000]
 """
 
 from __future__ import annotations
@@ -93,49 +95,48 @@ def run_variant(variant: str, path: Path, chunk_rows: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--chunk-rows", type=int, default=100_000)
+    # the chunk size before (100k) and the one ingest uses (validation.gates.RAW_CHUNK_ROWS)
+    parser.add_argument("--chunk-rows", type=int, nargs="+", default=[100_000, 250_000])
     parser.add_argument("--measure", choices=["whole", "chunked"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--generate", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.file, args.chunk_rows)))
+        print(json.dumps(measure(args.measure, args.file, args.chunk_rows[0])))
         return
     if args.generate:
         generate_file(args.generate, args.file)
         return
 
     runs = []
-    header = (
-        f"{'rows':>9} {'file MB':>8} {'whole s':>8} {'chunked s':>10} "
-        f"{'whole peak MB':>14} {'chunked peak MB':>16} {'base MB':>8}"
-    )
-    print(f"chunk_rows = {args.chunk_rows}; peak = ru_maxrss of a fresh process per variant")
-    print(header)
+    print("peak = ru_maxrss of a fresh process per variant")
+    print(f"{'rows':>9} {'file MB':>8} {'variant':>14} {'s':>7} {'peak MB':>8} {'base MB':>8}")
     with tempfile.TemporaryDirectory(prefix="raw-gate-memory-") as tmp:
         for n in args.rows:
             path = Path(tmp) / f"{n}.csv"
             run_script("--generate", str(n), "--file", str(path))
-            whole = run_variant("whole", path, args.chunk_rows)
-            chunked = run_variant("chunked", path, args.chunk_rows)
-            assert whole["success"] and chunked["success"]
-            assert whole["rows"] == chunked["rows"] == n
-            run = {
-                "rows": n,
-                "whole_s": round(whole["seconds"], 2),
-                "chunked_s": round(chunked["seconds"], 2),
-                "whole_peak_mb": round(whole["peak_mb"]),
-                "chunked_peak_mb": round(chunked["peak_mb"]),
-                "file_mb": round(path.stat().st_size / 1e6, 1),
-                "whole_base_peak_mb": round(whole["base_peak_mb"]),
-                "chunked_base_peak_mb": round(chunked["base_peak_mb"]),
-            }
+            file_mb = round(path.stat().st_size / 1e6, 1)
+            variants = [("whole", args.chunk_rows[0])]
+            variants += [("chunked", rows) for rows in args.chunk_rows]
+            run: dict[str, Any] = {"rows": n, "file_mb": file_mb, "chunked": []}
+            for variant, chunk_rows in variants:
+                got = run_variant(variant, path, chunk_rows)
+                assert got["success"] and got["rows"] == n
+                figures = {
+                    "s": round(got["seconds"], 2),
+                    "peak_mb": round(got["peak_mb"]),
+                    "base_peak_mb": round(got["base_peak_mb"]),
+                }
+                name = "whole" if variant == "whole" else f"chunks of {chunk_rows:,}"
+                if variant == "whole":
+                    run["whole"] = figures
+                else:
+                    run["chunked"].append({"chunk_rows": chunk_rows, **figures})
+                print(
+                    f"{n:9d} {file_mb:8.1f} {name:>14} {figures['s']:7.2f} "
+                    f"{figures['peak_mb']:8d} {figures['base_peak_mb']:8d}"
+                )
             runs.append(run)
-            print(
-                f"{n:9d} {run['file_mb']:8.1f} {run['whole_s']:8.2f} {run['chunked_s']:10.2f} "
-                f"{run['whole_peak_mb']:14d} {run['chunked_peak_mb']:16d} "
-                f"{run['chunked_base_peak_mb']:8d}"
-            )
     out = ROOT / "benchmarks" / "results" / "raw_gate_memory.json"
     out.write_text(
         json.dumps(

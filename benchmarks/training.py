@@ -52,7 +52,7 @@ from machine import describe, save_result  # benchmarks/ is on sys.path: the scr
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE_ROWS = 1_000_000  # rows per raw file
-CHUNK_ROWS = 100_000  # rows per featurize chunk (as validation.gates.RAW_CHUNK_ROWS)
+CHUNK_ROWS = 100_000  # rows per featurize chunk
 EXTRA = [f"x{i:02d}" for i in range(1, 10)]  # numeric columns beyond the demo's: 20 features
 STAGES = ("featurize", "gate", "train")
 BUSY = "pytest|make test"  # what --wait-for-idle waits out before each stage

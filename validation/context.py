@@ -104,7 +104,7 @@ _ROW_WISE = frozenset(
     {
         "expect_column_to_exist",
         "expect_table_columns_to_match_set",
-        "expect_column_values_to_match_regex",
+        "expect_column_values_to_be_numbers",
         "expect_column_values_to_be_between",
         "expect_column_values_to_be_in_set",
         "expect_column_values_to_be_in_type_list",

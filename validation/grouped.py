@@ -46,11 +46,13 @@ from validation.gates import (
     text_ids,
     validate_raw_file,
     validate_raw_view,
+    with_value_counts,
 )
 
-# Rows validated in one grouped run: as many as one chunk of a large file, so that memory stays
-# bounded by the same figure (files of more rows are validated alone, chunk by chunk).
-GROUP_ROWS = RAW_CHUNK_ROWS
+# Rows validated in one grouped run, at most one chunk of a large file so that memory stays
+# bounded by the same figure (files of more rows are validated alone, chunk by chunk). Fewer:
+# the grouped run lists the index of every failing row.
+GROUP_ROWS = min(RAW_CHUNK_ROWS, 100_000)
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,9 @@ def _run_group(
     sizes = np.array([len(v) for v in views])
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     together = pd.concat(views, ignore_index=True)
-    rows = run_checkpoint(gate.context, RAW_GROUP_ROWS_CHECKPOINT, together, run_name)
+    rows = with_value_counts(
+        run_checkpoint(gate.context, RAW_GROUP_ROWS_CHECKPOINT, together, run_name), together
+    )
     del together
     suspects = _failing(rows, lambda index: np.searchsorted(starts, index, side="right") - 1)
     if suspects.all:

@@ -126,6 +126,20 @@ class Stack:
             default_queue=self.queues[0],
         )
 
+    def airflow_env(self) -> dict[str, str]:
+        """The environment of this stack's Airflow components (see :func:`airflow_env`): one
+        place, so that starting and restarting a component cannot differ."""
+        return airflow_env(
+            Path(self.root),
+            s3_endpoint=self.s3_endpoint,
+            bucket=self.bucket,
+            ports=self.ports,
+            parallelism=self.parallelism,
+            overrides=self.overrides,
+            code_root=Path(self.code_root),
+            profile=self.profile_env(),
+        )
+
     @property
     def api(self) -> AirflowApi:
         return AirflowApi(self.api_url)
@@ -625,16 +639,7 @@ def start(
             **services,
         )
         _save(stack)  # `stop` ends its processes (pids fills in below) and drops its database
-        env = airflow_env(
-            root,
-            s3_endpoint=s3_endpoint,
-            bucket=bucket,
-            ports=ports,
-            parallelism=parallelism,
-            overrides=overrides,
-            code_root=code_root,
-            profile=stack.profile_env(),
-        )
+        env = stack.airflow_env()
         log(
             f"starting Airflow ({profile}) on http://127.0.0.1:{ports['api']} "
             f"(AIRFLOW_HOME={root / 'airflow'})"
@@ -669,16 +674,7 @@ def restart(stack: Stack, name: str, *, ready_timeout: float = 120.0) -> Stack:
         raise ValueError(f"cannot restart {name!r}: one of {', '.join(parts)}")
     root = Path(stack.root)
     _kill_groups({name: stack.pids[name]})
-    env = airflow_env(
-        root,
-        s3_endpoint=stack.s3_endpoint,
-        bucket=stack.bucket,
-        ports=stack.ports,
-        parallelism=stack.parallelism,
-        overrides=stack.overrides,
-        code_root=Path(stack.code_root),
-        profile=stack.profile_env(),
-    )
+    env = stack.airflow_env()
     log_path = root / "logs" / f"{name}.log"
     since = datetime.now(UTC)
     pid = _spawn([_airflow_bin(), *parts[name]], env, log_path, Path(stack.code_root))

@@ -3,7 +3,12 @@
 Layout under ``models_prefix``::
 
     <version>/model.txt        LightGBM text model
-    <version>/reference.json   training-time feature profile (the drift baseline)
+    <version>/reference.json   training-time feature profile (the drift baseline); only versions
+                               that can become champion have one (a challenger does not: its
+                               refit for serving is what deploys)
+    <version>/holdout_scores.npy
+                               a challenger's scores of its holdout rows, in their order, so
+                               the decision does not score them again (optional)
     <version>/metadata.json    written last: its presence marks the version complete
     <version>/decision.json    the gate's verdict for this version
     champion.json              {"version", "deployed_at", "reason", "metrics", "previous_version",
@@ -23,6 +28,7 @@ content, so a crash in between is repaired by the next promote or rollback, and
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import secrets
@@ -30,11 +36,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numpy as np
+
 from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
 
 MODEL_FILE = "model.txt"
 METADATA_FILE = "metadata.json"
 REFERENCE_FILE = "reference.json"
+HOLDOUT_SCORES_FILE = "holdout_scores.npy"
 DECISION_FILE = "decision.json"
 CHAMPION_FILE = "champion.json"
 PROMOTIONS_DIR = "promotions"
@@ -184,7 +193,8 @@ class ModelRegistry:
         *,
         model_text: str,
         metadata: dict[str, Any],
-        reference_profile: dict[str, Any],
+        reference_profile: dict[str, Any] | None,
+        holdout_scores: np.ndarray | None = None,
     ) -> VersionRef:
         """Write the version's files once. Re-saving identical content is an idempotent no-op."""
         ref = VersionRef(
@@ -195,7 +205,13 @@ class ModelRegistry:
             reference_key=self.key(version, REFERENCE_FILE),
         )
         self._put_once(ref.model_key, model_text.encode(), "text/plain; charset=utf-8")
-        self._put_once(ref.reference_key, _json_bytes(reference_profile), "application/json")
+        if reference_profile is not None:
+            self._put_once(ref.reference_key, _json_bytes(reference_profile), "application/json")
+        if holdout_scores is not None:
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(holdout_scores, dtype=np.float64), allow_pickle=False)
+            key = self.key(version, HOLDOUT_SCORES_FILE)
+            self._put_once(key, buf.getvalue(), "application/octet-stream")
         self._put_once(ref.metadata_key, _json_bytes(metadata), "application/json")  # commit mark
         return ref
 
@@ -216,6 +232,14 @@ class ModelRegistry:
 
     def load_reference(self, version: str) -> dict[str, Any]:
         return _json_loads(self._load(version, REFERENCE_FILE))
+
+    def load_holdout_scores(self, version: str) -> np.ndarray | None:
+        """The scores saved with the version (None: it has none)."""
+        try:
+            data = self.storage.get_bytes(self.key(version, HOLDOUT_SCORES_FILE))
+        except ObjectNotFound:
+            return None
+        return np.load(io.BytesIO(data), allow_pickle=False)
 
     def list_versions(self) -> list[str]:
         """Complete versions (those with metadata.json), oldest first."""

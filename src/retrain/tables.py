@@ -177,19 +177,34 @@ def parse_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         parsed = pd.to_datetime(values, utc=True)
         usable = values.notna()
     else:
-        objects = values.astype(object)
-        is_text = objects.map(lambda v: isinstance(v, str))
-        text = objects.where(is_text, "").astype(str).str.strip().str.lower()
-        is_time = objects.map(lambda v: isinstance(v, datetime | date | np.datetime64))
-        usable = (is_text & ~text.isin(_RELATIVE_TIMES)) | is_time
+        if _all_text(values):  # a CSV column: no value-by-value type checks (~3 s a 1M rows)
+            texts = values.astype("str")
+            usable = texts.notna() & ~texts.str.strip().str.lower().isin(_RELATIVE_TIMES)
+            candidates = texts[usable]
+        else:
+            objects = values.astype(object)
+            is_text = objects.map(lambda v: isinstance(v, str))
+            text = objects.where(is_text, "").astype(str).str.strip().str.lower()
+            is_time = objects.map(lambda v: isinstance(v, datetime | date | np.datetime64))
+            usable = (is_text & ~text.isin(_RELATIVE_TIMES)) | is_time
+            candidates = objects[usable].map(_as_text)
         parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
         if usable.any():
-            candidates = objects[usable].map(_as_text)
             parsed[usable] = pd.to_datetime(candidates, errors="coerce", utc=True, format="mixed")
     in_range = (parsed >= _MIN_TIME) & (parsed <= _MAX_TIME)
     bad = values.notna() & ~(usable & in_range)
     typed = parsed.where(in_range).dt.tz_localize(None).astype("datetime64[ns]")
     return typed, bad
+
+
+def _all_text(values: pd.Series) -> bool:
+    """Every value is text or missing (pandas' text dtype, or objects that turn out to be)."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return True
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in (
+        "string",
+        "empty",
+    )
 
 
 _MIN_TIME = pd.Timestamp.min.tz_localize("UTC")

@@ -82,6 +82,8 @@ class TrainResult:
     # retrain.trainset under a memory budget: the training part had this many rows and the
     # model learned from a seeded sample of n_train of them (0: it learned from all of them)
     sampled_from: int = 0
+    # P(target = 1) of each holdout row, in the holdout's order (None: not kept)
+    holdout_scores: np.ndarray | None = None
 
 
 def in_time_order(df: pd.DataFrame, ds: DatasetConfig) -> pd.DataFrame:

@@ -3,9 +3,11 @@ what each DAG task does, with real GX checkpoints and real LightGBM models."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from datetime import datetime
 
+import numpy as np
 import pytest
 
 from retrain.config import Config
@@ -69,6 +71,11 @@ def test_first_batch_routes_files_and_deploys_a_first_model(storage: S3Storage, 
     assert champion is not None and champion.version == deployed.version != challenger.version
     serving = registry.load_metadata(champion.version)
     assert serving["refit_of"] == challenger.version and serving["n_train"] == 5000
+    # the drift baseline belongs to what serves: the refit has one, the challenger none
+    assert registry.load_reference(champion.version)["features"]
+    assert not storage.exists(f"models/{challenger.version}/reference.json")
+    with pytest.raises(ValueError, match="without its refit for serving"):
+        retrain.deploy(storage, cfg, record.as_dict())
     assert serving["best_iteration"] == challenger.best_iteration
     index = storage.get_bytes("reports/index.html").decode()
     assert challenger.version in index and "broken.csv" in index
@@ -81,6 +88,33 @@ def test_first_batch_routes_files_and_deploys_a_first_model(storage: S3Storage, 
     assert 'href="page-000000.html">older' in check
     page = bad.result_key.removesuffix(".json") + ".html"
     assert "expect_column_values_to_be_in_set" in storage.get_bytes(page).decode()
+
+
+def test_the_decision_uses_the_challengers_own_holdout_scores(storage: S3Storage, cfg) -> None:
+    """train_challenger keeps its holdout scores; the decision reads them instead of scoring the
+    same rows again (the metrics agree), and scores again when they do not fit the rows."""
+    _run_all(storage, cfg, [_land(storage, cfg, "w1.csv", "normal", 3000, seed=1)], "run-1")
+    _land(storage, cfg, "w2.csv", "normal", 3000, seed=2, days=7)
+    ingest.ingest_batch(storage, cfg, ingest.landed_files(storage, cfg), batch_id="b2")
+    features.build_features_for_new_raw(storage, cfg)
+    keys = list(retrain.check_training_set(storage, cfg, run_name="run-2").feature_keys)
+    challenger = retrain.train_challenger(storage, cfg, keys)
+    registry = ModelRegistry(storage, cfg.storage.models_prefix)
+    scores = registry.load_holdout_scores(challenger.version)
+    assert scores is not None and len(scores) == challenger.n_holdout == 1500
+    record = retrain.evaluate_and_decide(storage, cfg, keys, challenger.version)
+    assert record.challenger_metrics == challenger.metrics
+    # what the decision reads: scores that rank every holdout row the other way round
+    key = f"{cfg.storage.models_prefix}{challenger.version}/holdout_scores.npy"
+    buf = io.BytesIO()
+    np.save(buf, 1 - scores)
+    storage.put_bytes(key, buf.getvalue())
+    flipped = retrain.evaluate_and_decide(storage, cfg, keys, challenger.version)
+    assert flipped.challenger_metrics["auc"] == pytest.approx(1 - challenger.metrics["auc"])
+    np.save(buf := io.BytesIO(), scores[:-1])  # not the holdout's rows: scored again
+    storage.put_bytes(key, buf.getvalue())
+    again = retrain.evaluate_and_decide(storage, cfg, keys, challenger.version)
+    assert again.challenger_metrics == challenger.metrics
 
 
 def test_retry_of_ingest_routes_nothing_twice(storage: S3Storage, cfg) -> None:

@@ -4,6 +4,7 @@ import re
 import threading
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from retrain.registry import (
@@ -55,6 +56,20 @@ def test_save_and_load_version(registry: ModelRegistry, storage: S3Storage) -> N
     assert registry.version_exists(version)
     with pytest.raises(UnknownVersion):
         registry.load_metadata("20990101T000000Z-ffffff")
+
+
+def test_holdout_scores_are_kept_with_a_version(registry: ModelRegistry) -> None:
+    scores = np.array([0.25, 0.5, 0.125])
+    version = registry.new_version()
+    registry.save_version(
+        version,
+        model_text="tree\n",
+        metadata={},
+        reference_profile={},
+        holdout_scores=scores,
+    )
+    np.testing.assert_array_equal(registry.load_holdout_scores(version), scores)
+    assert registry.load_holdout_scores(save(registry)) is None  # saved without any
 
 
 def test_list_versions_only_complete_ones(registry: ModelRegistry, storage: S3Storage) -> None:

@@ -182,6 +182,20 @@ def test_parse_timestamps_flags_what_coerce_types_could_not_use() -> None:
     assert str(parsed.dtype) == "datetime64[ns]"
 
 
+def test_text_columns_parse_as_the_same_values_given_as_objects() -> None:
+    """A CSV column (pandas' text dtype) takes the vectorized path; the same strings among
+    objects go value by value: the two must agree."""
+    texts = ["2024-01-05T10:00:00", " 2024-01-05 10:00:00+02:00", "Jan 5 2024", "NOW", "x", None]
+    as_objects = pd.Series(texts, dtype=object)
+    as_text = pd.Series(texts, dtype="str")
+    for values in (as_text, as_objects):
+        parsed, bad = parse_timestamps(values)
+        assert bad.tolist() == [False, False, False, True, True, False]
+        assert parsed.iloc[1] == pd.Timestamp("2024-01-05 08:00:00")
+        assert pd.isna(parsed.iloc[5]) and str(parsed.dtype) == "datetime64[ns]"
+    pd.testing.assert_series_equal(parse_timestamps(as_text)[0], parse_timestamps(as_objects)[0])
+
+
 # -- iter_table: the same frame, chunk by chunk -------------------------------------------------
 
 

@@ -273,6 +273,10 @@ def test_sequence_rows_are_what_lightgbm_makes_of_the_frame(tmp_path: Path) -> N
     np.testing.assert_array_equal(seq[3], want[3])  # backwards: the reader starts over
     np.testing.assert_array_equal(seq[250:260], want[250:260])
     np.testing.assert_array_equal(seq[[1, 400]], want[[1, 400]])
+    positions = np.array([0, 3, 255, 256, 257, 600, len(want) - 1])  # across read batches
+    np.testing.assert_array_equal(seq.rows_at(positions), want[positions])
+    with pytest.raises(IndexError):
+        seq.rows_at(np.array([len(want)]))
     assert layout.pandas_categorical == [
         list(DS.column(c).categories) for c in ("contract", "payment_method", "region")
     ]

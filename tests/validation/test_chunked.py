@@ -122,7 +122,7 @@ def test_chunked_verdict_matches_for_other_formats(config: Config, case: str, fm
 def test_counts_add_up_and_examples_come_in_file_order(config: Config) -> None:
     got = chunked(to_csv(bad_every_chunk()), "file.csv", config)
     assert isinstance(got, RawValidation)
-    (regex,) = [f for f in got.result.failed if f.expectation_type.endswith("match_regex")]
+    (regex,) = [f for f in got.result.failed if f.expectation_type.endswith("to_be_numbers")]
     result = regex.details["result"]
     assert result["unexpected_count"] == 22
     assert result["unexpected_percent"] == pytest.approx(22 / 250 * 100)

@@ -26,6 +26,7 @@ from validation.context import (
 )
 from validation.gates import (
     GateResult,
+    raw_file_view,
     unreadable_file_result,
     validate_raw_file,
     validate_training_set,
@@ -103,6 +104,27 @@ def test_valid_file_passes(raw, config: Config, roundtrip) -> None:
     json.dumps(result.to_dict())  # XCom / quarantine report material
 
 
+@pytest.mark.parametrize("roundtrip", [csv_roundtrip, parquet_roundtrip])
+def test_a_parsed_time_column_is_typed_and_its_check_still_counts_rows(config, roundtrip) -> None:
+    """GX checks a typed column's dtype once instead of each value; the result still says how
+    many values it covered, as for a column of objects (chunk results add those up)."""
+    df = roundtrip(demo_frame(), config)
+    df.loc[4, "event_time"] = None  # the config forbids it: a failure elsewhere, counted here
+    assert str(raw_file_view(df, config)["event_time"].dtype) == "datetime64[ns]"
+    result = validate_raw_file(df, config, run_name="typed")
+    (check,) = [
+        r
+        for r in result.result["results"]
+        if r["expectation_config"]["type"] == "expect_column_values_to_be_in_type_list"
+    ]
+    assert check["success"]
+    counts = {k: check["result"][k] for k in ("element_count", "missing_count", "unexpected_count")}
+    assert counts == {"element_count": 50, "missing_count": 1, "unexpected_count": 0}
+    assert str(raw_file_view(_set(df, [7], "event_time", "soon"), config)["event_time"].dtype) == (
+        "object"
+    )
+
+
 def _set(df: pd.DataFrame, rows, column: str, value) -> pd.DataFrame:
     df[column] = df[column].astype(object)
     df.loc[rows, column] = value
@@ -117,8 +139,13 @@ DEFECTS = {
     ),
     "text in numeric column": (
         lambda df: _set(df, [3, 4], "monthly_charges", "n/a"),
-        "expect_column_values_to_match_regex",
+        "expect_column_values_to_be_numbers",
         "monthly_charges values not numeric (2 rows, e.g. 'n/a')",
+    ),
+    "digits to_numeric does not read": (
+        lambda df: _set(df, [3, 4], "monthly_charges", "\u0663"),  # ARABIC-INDIC DIGIT THREE
+        "expect_column_values_to_be_numbers",
+        "monthly_charges values not numeric (2 rows, e.g. '\u0663')",
     ),
     "out of range": (
         lambda df: _set(df, [5], "tenure_months", 500),

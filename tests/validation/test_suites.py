@@ -8,6 +8,8 @@ import json
 import re
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from retrain.config import Config, parse_config
@@ -74,7 +76,7 @@ def test_raw_suite_covers_every_configured_rule(config: Config) -> None:
     assert got[(not_null, "total_charges")]["mostly"] == 0.7  # its own max_missing_fraction
     assert got[(not_null, "region")]["mostly"] == 0.8  # the [validation] default
     for name in ("tenure_months", "monthly_charges", "total_charges", "data_usage_gb"):
-        assert got[("expect_column_values_to_match_regex", name)]["regex"] == NUMERIC_REGEX
+        assert got[("expect_column_values_to_be_numbers", name)]["regex"] == NUMERIC_REGEX
     between = got[("expect_column_values_to_be_between", "total_charges")]
     assert (between["min_value"], between["max_value"]) == (0, 60000)
     in_set = "expect_column_values_to_be_in_set"
@@ -83,7 +85,7 @@ def test_raw_suite_covers_every_configured_rule(config: Config) -> None:
     assert ("expect_column_values_to_be_in_type_list", "event_time") in got
     # The target's {0, 1} set check subsumes a numeric and a range check.
     assert ("expect_column_values_to_be_between", "churned") not in got
-    assert ("expect_column_values_to_match_regex", "churned") not in got
+    assert ("expect_column_values_to_be_numbers", "churned") not in got
     assert ("expect_column_mean_to_be_between", "churned") not in got  # set-level only
 
 
@@ -102,7 +104,7 @@ def test_training_suite_covers_size_labels_ids_and_ranges(config: Config) -> Non
     }
     # Typed table: no text checks, and no file-only schema rule.
     kinds = {kind for kind, _ in got}
-    assert "expect_column_values_to_match_regex" not in kinds
+    assert "expect_column_values_to_be_numbers" not in kinds
     assert "expect_table_columns_to_match_set" not in kinds
 
 
@@ -179,7 +181,45 @@ def test_extra_columns_policy_only_changes_the_raw_schema_rule(config: Config) -
         ("True", False),
         ("", False),
         ("12abc", False),
+        ("\u0663", False),  # a digit to Python's \\d, not to pandas.to_numeric
+        ("\xa04", False),  # a space to Python's \\s, not to pandas.to_numeric
     ],
 )
 def test_numeric_regex(text: str, numeric: bool) -> None:
     assert bool(re.search(NUMERIC_REGEX, text)) is numeric
+    try:  # what the raw gate promises: to_numeric reads it as a finite number
+        reads = bool(np.isfinite(pd.to_numeric(pd.Series([text], dtype=object)).iloc[0]))
+    except ValueError:
+        reads = False
+    assert reads is numeric
+
+
+def test_numbers_are_checked_as_their_text_would_be(config: Config) -> None:
+    """The numbers check asks a numeric column isfinite instead of matching each value's text:
+    the verdicts are the regex's on that text."""
+    import great_expectations as gx
+
+    from validation.context import DATASOURCE
+    from validation.expectations import ExpectColumnValuesToBeNumbers
+
+    values = [1e-05, -0.0, 1.5e20, 12.0, np.inf, -np.inf, np.nan, 3.25]
+    frame = pd.DataFrame(
+        {"floats": values, "ints": range(len(values)), "text": [str(v) for v in values]}
+    )
+    context = gx.get_context(mode="ephemeral")
+    batch = (
+        context.data_sources.add_pandas(DATASOURCE)
+        .add_dataframe_asset("numbers")
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    for column, failing in (("floats", [4, 5]), ("ints", []), ("text", [4, 5, 6])):
+        check = ExpectColumnValuesToBeNumbers(column=column, regex=NUMERIC_REGEX)
+        result = batch.validate(check, result_format="COMPLETE").to_json_dict()["result"]
+        assert result["unexpected_index_list"] == failing, column
+        by_text = [
+            i
+            for i, v in enumerate(frame[column])
+            if pd.notna(v) and not re.search(NUMERIC_REGEX, str(v))
+        ]
+        assert by_text == failing, column

@@ -301,7 +301,6 @@ def train_challenger(storage: S3Storage, cfg: Config, feature_keys: list[str]) -
         new_keys = new_feature_keys(ts.keys, champion_keys)
         train, holdout, on_new_data = split_rows(ts, cfg, new_keys)
         result = train_streamed(ts.paths, ts.index, train, holdout, cfg)
-        profile = _reference(ts, train, result.model, cfg)
         data = snapshot(ts, cfg)
     version = registry.new_version()
     challenger = Challenger(
@@ -316,13 +315,14 @@ def train_challenger(storage: S3Storage, cfg: Config, feature_keys: list[str]) -
         sampled_from=result.sampled_from,
         memory=memory_use(cfg, "train").as_dict(),
     )
-    _save(
+    _save(  # no drift baseline: the challenger never serves, its refit does (and has one)
         registry,
         cfg,
         version,
         result.model,
-        profile,
+        None,
         {**challenger.as_dict(), "feature_keys": list(feature_keys), "snapshot": data},
+        holdout_scores=result.holdout_scores,
     )
     log.info("challenger %s (%s holdout): %s", version, challenger.evaluated_on, challenger.metrics)
     return challenger
@@ -333,10 +333,12 @@ def _save(
     cfg: Config,
     version: str,
     model: Model,
-    profile: dict[str, Any],
+    profile: dict[str, Any] | None,
     metadata: dict[str, Any],
+    *,
+    holdout_scores: np.ndarray | None = None,
 ) -> None:
-    """A model version with its drift baseline (:func:`_reference`)."""
+    """A model version with its drift baseline (:func:`_reference`), if it can serve."""
     registry.save_version(
         version,
         model_text=model.to_text(),
@@ -348,6 +350,7 @@ def _save(
             "created_at": datetime.now(UTC).isoformat(),
         },
         reference_profile=profile,
+        holdout_scores=holdout_scores,
     )
 
 
@@ -411,7 +414,10 @@ def evaluate_and_decide(
         new_keys = tuple(meta.get("new_keys") or ())
         _, holdout, on_new_data = split_rows(ts, cfg, new_keys)
         y = ts.index.labels(holdout)
-        challenger_scores = predict_streamed(challenger_model, ts.paths, ts.index, holdout, ds)
+        # scored once, by train_challenger, on these same rows (the split is deterministic)
+        challenger_scores = registry.load_holdout_scores(version)
+        if challenger_scores is None or len(challenger_scores) != len(y):
+            challenger_scores = predict_streamed(challenger_model, ts.paths, ts.index, holdout, ds)
         challenger_metrics = metrics_of(y, challenger_scores)
         if champion is not None and champion_model is not None:
             champion_scores = predict_streamed(champion_model, ts.paths, ts.index, holdout, ds)
@@ -579,11 +585,15 @@ def deploy(storage: S3Storage, cfg: Config, record: dict[str, Any]) -> DeployRes
     the policy said so and nobody else has moved it since the decision (compare-and-swap on
     models/champion.json)."""
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
-    version = record.get("serving_version") or record["version"]
+    version = record.get("serving_version") or record["version"]  # (a hold has none)
     current = registry.champion()
     previous = current.version if current else None
     if not record["deploy"]:
         result = DeployResult(version, False, record["reason"], previous)
+    elif not record.get("serving_version"):  # a challenger has no drift baseline to serve with
+        raise ValueError(
+            f"deploy of {record['version']} without its refit for serving (refit_for_serving)"
+        )
     elif previous != record["champion_version"]:
         result = DeployResult(
             version,
