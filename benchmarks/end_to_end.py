@@ -141,9 +141,8 @@ def main() -> None:
             for code_root in [ROOT, other] if other else [ROOT]:
                 tag = "" if code_root == ROOT else f"[{args.against}] "
                 say = lambda line, tag=tag: print(tag + line)  # noqa: E731
-                first, baseline, big = _one_stack(
-                    Path(tmp) / f"stack-{attempt}-{len(tag)}", code_root, args, attempt, say
-                )
+                root = Path(tmp) / f"stack-{attempt}-{'against' if tag else 'this'}"
+                first, baseline, big = _one_stack(root, code_root, args, attempt, say)
                 if code_root == ROOT:
                     firsts.append(first)
                     baselines.append(baseline)

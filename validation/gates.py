@@ -184,7 +184,7 @@ def validate_raw_file(df: pd.DataFrame, cfg: Config, *, run_name: str) -> GateRe
 def validate_raw_view(view: pd.DataFrame, cfg: Config, *, run_name: str) -> GateResult:
     """:func:`validate_raw_file` for a frame already turned into :func:`raw_file_view`."""
     context = get_context(cfg)  # first: it quiets GX's loggers before importing GX
-    validation = with_value_counts(run_checkpoint(context, RAW_CHECKPOINT, view, run_name), view)
+    validation = run_raw_checkpoint(context, RAW_CHECKPOINT, view, run_name)
     return gate_result(validation, cfg.dataset.column_names)
 
 
@@ -273,9 +273,7 @@ class _ChunkedRun:
             self.columns = list(view.columns)
         elif list(view.columns) != self.columns:
             raise ValueError(f"chunk {self.chunks} has other columns than the first chunk")
-        validation = with_value_counts(
-            run_checkpoint(self.gate.context, RAW_ROWS_CHECKPOINT, view, self.run_name), view
-        )
+        validation = run_raw_checkpoint(self.gate.context, RAW_ROWS_CHECKPOINT, view, self.run_name)
         for item in validation["results"]:
             key = _item_key(item)
             self.results[key] = _merge_item(self.results.get(key), item)
@@ -527,9 +525,18 @@ def raw_view(df: pd.DataFrame, ds: DatasetConfig) -> pd.DataFrame:
     return view
 
 
-def with_value_counts(validation: dict[str, Any], view: pd.DataFrame) -> dict[str, Any]:
-    """``validation`` (GX's SUMMARY result on ``view``) with each passed type check of a typed
-    column given the counts GX gives an object column. GX checks a typed column's dtype once
+def run_raw_checkpoint(
+    context: EphemeralDataContext, checkpoint: str, view: pd.DataFrame, run_name: str
+) -> dict[str, Any]:
+    """:func:`run_checkpoint` on a :func:`raw_view` (every raw run: whole, chunk, group), its
+    passed type checks of typed columns counted as GX counts an object column's
+    (:func:`_with_value_counts`)."""
+    return _with_value_counts(run_checkpoint(context, checkpoint, view, run_name), view)
+
+
+def _with_value_counts(validation: dict[str, Any], view: pd.DataFrame) -> dict[str, Any]:
+    """``validation`` (GX's result on ``view``) with each passed type check of a typed column
+    given the counts GX gives an object column. GX checks a typed column's dtype once
     (``observed_value``) and an object column value by value (counts, examples); the raw view
     types a timestamp column whose values all parsed, and chunk results add up counts."""
     for item in validation["results"]:

@@ -43,10 +43,10 @@ from validation.gates import (
     gate_result,
     raw_file_view,
     run_checkpoint,
+    run_raw_checkpoint,
     text_ids,
     validate_raw_file,
     validate_raw_view,
-    with_value_counts,
 )
 
 # Rows validated in one grouped run, at most one chunk of a large file so that memory stays
@@ -148,9 +148,7 @@ def _run_group(
     sizes = np.array([len(v) for v in views])
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     together = pd.concat(views, ignore_index=True)
-    rows = with_value_counts(
-        run_checkpoint(gate.context, RAW_GROUP_ROWS_CHECKPOINT, together, run_name), together
-    )
+    rows = run_raw_checkpoint(gate.context, RAW_GROUP_ROWS_CHECKPOINT, together, run_name)
     del together
     suspects = _failing(rows, lambda index: np.searchsorted(starts, index, side="right") - 1)
     if suspects.all:
