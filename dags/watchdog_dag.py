@@ -2,7 +2,8 @@
 
 Files waiting in landing/ longer than a bound (the landing trigger or the triggerer is down),
 no ingest run waiting for files (polling only), no accepted data for too long, a champion too
-old, and retrains failing or held too many times in a row. Each finding alerts once when it
+old, retrains failing or held too many times in a row, and a champion measured below the gate's
+floor on the newest rows. Each finding alerts once when it
 starts and once when it clears (retrain.watchdog, retrain.alerts). A timer is right here: this is
 monitoring, not retraining; the pipeline itself is started by data only.
 """

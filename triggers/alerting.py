@@ -32,6 +32,7 @@ from airflow.sdk import BaseNotifier
 if TYPE_CHECKING:
     from retrain.alerts import Alert, Incidents
     from retrain.config import Config
+    from retrain.report_links import WebLinks
     from retrain.storage import S3Storage
 
 log = logging.getLogger("retrain.alerts")
@@ -57,6 +58,13 @@ class Alerting:
 
         return (conf.get("api", "base_url", fallback="") or "").rstrip("/")
 
+    def web(self) -> WebLinks:
+        """How reports open in a browser: through the plugin, under the Airflow UI's URL."""
+        from retrain.report_links import WebLinks
+
+        storage = self.cfg.storage
+        return WebLinks(self.airflow_url(), storage.bucket, storage.reports_prefix)
+
     def run_url(self, dag_id: str, run_id: str, task_id: str | None = None) -> str:
         url = f"{self.airflow_url()}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
         return f"{url}/tasks/{task_id}" if task_id else url
@@ -65,7 +73,8 @@ class Alerting:
         """The task log, then the configured notifier; a failure to notify fails nothing."""
         if alert is None:
             return
-        log.warning("ALERT %s | %s", alert.subject, alert.text().replace("\n", " | "))
+        text = alert.text(self.web())
+        log.warning("ALERT %s | %s", alert.subject, text.replace("\n", " | "))
         if self.cfg.alerts.notifier != "sns":
             return
         from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
@@ -75,7 +84,7 @@ class Alerting:
                 aws_conn_id=self.cfg.orchestration.aws_conn_id,
                 target_arn=self.cfg.alerts.sns_topic_arn,
                 subject=alert.subject,
-                message=alert.text(),
+                message=text,
                 region_name=self.cfg.storage.region,
             ).notify(context or {})
         except Exception:  # the alert is in the bucket's history; the run's outcome stands

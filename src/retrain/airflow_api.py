@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +52,26 @@ class TaskInstance:
 
 
 class AirflowApi:
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | Callable[[], str] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        """``token``: a JWT, or how to get one (asked at the first call that needs it, so a
+        client can exist before the api-server answers)."""
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+
+    def bearer(self) -> str | None:
+        """The JWT sent as ``Authorization: Bearer`` (None: no authentication)."""
+        if callable(self.token):
+            try:
+                self.token = self.token()
+            except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
+                raise AirflowApiError(f"could not log in to {self.base_url}: {exc}") from exc
+        return self.token
 
     def _request(
         self,
@@ -67,8 +84,8 @@ class AirflowApi:
         if params:
             url += "?" + urllib.parse.urlencode(params, doseq=True)
         headers = {"Accept": accept}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        if path != "/api/v2/monitor/health" and (token := self.bearer()):
+            headers["Authorization"] = f"Bearer {token}"
         data, method = None, "GET"
         if body is not None:
             data, method = json.dumps(body).encode(), "POST"

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from retrain.layout import Layout
+from retrain.report_links import WebLinks
 from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
 
 Status = Literal["failed", "still_failing", "warning", "recovered", "notice"]
@@ -59,8 +60,9 @@ class Alert:
         text = text.encode("ascii", "replace").decode().replace("\n", " ")
         return text[: _SUBJECT_LIMIT - 3] + "..." if len(text) > _SUBJECT_LIMIT else text
 
-    def text(self) -> str:
-        """The message body (the subject travels beside it)."""
+    def text(self, web: WebLinks | None = None) -> str:
+        """The message body (the subject travels beside it). With ``web``, a report link opens
+        in a browser (the Airflow plugin's URL) and keeps its ``s3://`` URI beside it."""
         lines = [self.reason]
         if self.status == "still_failing":
             lines.append(f"still failing since {self.since}, {self.runs} runs")
@@ -68,7 +70,7 @@ class Alert:
             lines.append(
                 f"was failing since {self.since}" + (f", {self.runs} runs" if self.runs else "")
             )
-        lines += [f"look: {link}" for link in self.links]
+        lines += [f"look: {web.look(link) if web else link}" for link in self.links]
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:

@@ -47,10 +47,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     champion = _champion_line(storage, cfg)
     print("--- summary")
     print(f"champion:         {champion}")
+    print(f"reports:          {_reports_url(stack)}  (in the Airflow UI: Retraining reports)")
     print(f"reports (local):  file://{index.resolve()}")
     print(f"reports (bucket): {storage.uri(cfg.storage.reports_prefix + 'index.html')}")
     print(f"quarantine:       {storage.uri(cfg.storage.quarantine_prefix)}")
-    print(f"Airflow UI:       {stack.api_url}  (local stack, all users are admins)")
+    print(f"Airflow UI:       {stack.api_url}  ({_who(stack)})")
     print(
         f"S3 endpoint:      {stack.s3_endpoint}  (drop more files into "
         f"{storage.uri(cfg.storage.landing_prefix)}; `make stop` stops everything)"
@@ -62,6 +63,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     _print_alerts(received)
     return 0
+
+
+def _reports_url(stack: devstack.Stack) -> str:
+    """The reports index through the Airflow plugin: opens in a browser, behind the login."""
+    from retrain.report_links import report_url
+
+    return report_url(stack.api_url, "index.html")
+
+
+def _who(stack: devstack.Stack) -> str:
+    if stack.users:
+        return f"users {', '.join(stack.users)}; passwords in {stack.airflow_home}/passwords.json"
+    return "local stack, all users are admins"
 
 
 def _champion_line(storage: S3Storage, cfg: Config) -> str:
@@ -84,6 +98,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     if stack is None:
         return 2
     print(f"Airflow {stack.api_url}, S3 {stack.s3_endpoint} ({stack.profile} profile)")
+    print(f"reports {_reports_url(stack)} (in the Airflow UI: Retraining reports; {_who(stack)})")
     if stack.profile == "celery":
         print(
             f"metadata database {stack.database} on "
@@ -280,24 +295,34 @@ def _registry(cfg: Config):
 def model_rows(
     registry, metric: str, limit: int | None, versions: list[str] | None = None
 ) -> list[dict]:
-    """The newest ``limit`` versions, newest first: created, holdout metric, the gate's verdict,
-    whether it is the champion (one GET for the metadata and one for the decision each)."""
+    """One row per decision, newest first: the evaluated version, created, holdout metric, the
+    gate's verdict and (a deploy) the serving refit it promoted, in its own column; a refit is
+    not a row of its own. ``champion``: the row's version or its refit is the champion. One GET
+    for the decision and one for the metadata of each version read."""
     champion = registry.champion()
+    current = champion.version if champion else None
     versions = (registry.list_versions() if versions is None else versions)[::-1]
     rows = []
-    for version in versions[:limit] if limit else versions:
-        meta = registry.load_metadata(version)
+    for version in versions:
+        if limit and len(rows) >= limit:
+            break
         decision = registry.load_decision(version) or {}
-        value = (meta.get("metrics") or {}).get(metric)
+        if decision.get("version", version) != version:  # a refit's copy of its decision
+            continue
+        meta = registry.load_metadata(version)
+        if meta.get("refit_of"):  # a refit without its decision (written right after it)
+            continue
         verdict = decision.get("deploy")
+        serving = decision.get("serving_version") or ""
         rows.append(
             {
                 "version": version,
                 "created": meta.get("created_at") or "",
-                metric: value,
+                metric: (meta.get("metrics") or {}).get(metric),
                 "decision": "deploy" if verdict is True else "hold" if verdict is False else "",
+                "serving": serving,
                 "reason": decision.get("reason") or "",
-                "champion": champion is not None and champion.version == version,
+                "champion": current is not None and current in (version, serving),
             }
         )
     return rows
@@ -306,24 +331,34 @@ def model_rows(
 def render_models(
     rows: list[dict], promotions: list, metric: str, total: int, where: str
 ) -> list[str]:
+    """``total``: the versions in the registry (refits included); the rows are one per
+    decision (:func:`model_rows`)."""
     from retrain.alerts import first_line
 
-    shown = f"newest first, {len(rows)} of {total}" if len(rows) < total else "newest first"
-    lines = [f"models in {where} ({shown}; * = champion)"]
+    lines = [
+        f"models in {where} (one row per decision, newest first: {len(rows)} shown; "
+        f"{total} versions, refits included; * = champion)"
+    ]
     if not rows:
         lines.append("  none yet: the first retrain saves one")
     else:
         width = max(len("VERSION"), *(len(r["version"]) for r in rows))
-        header = f"  {'VERSION':<{width}}  {'CREATED':<16}  {metric.upper():>6}  DECISION  REASON"
+        serve = max(len("SERVING"), *(len(r.get("serving") or "-") for r in rows))
+        header = (
+            f"  {'VERSION':<{width}}  {'CREATED':<16}  {metric.upper():>6}  DECISION  "
+            f"{'SERVING':<{serve}}  REASON"
+        )
         lines.append(header)
         for r in rows:
             value = r[metric]
             shown_value = f"{value:.3f}" if isinstance(value, int | float) else "-"
             decision = r["decision"] or "-"
+            serving = r.get("serving") or "-"
             reason = first_line(r["reason"], REASON_WIDTH) if r["reason"] else "(undecided)"
             lines.append(
                 f"{'*' if r['champion'] else ' '} {r['version']:<{width}}  "
-                f"{_short_time(r['created']):<16}  {shown_value:>6}  {decision:<8}  {reason}"
+                f"{_short_time(r['created']):<16}  {shown_value:>6}  {decision:<8}  "
+                f"{serving:<{serve}}  {reason}"
             )
     lines.append("promotions (newest first):")
     if not promotions:

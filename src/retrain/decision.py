@@ -21,6 +21,7 @@ deploys on its own, and drift alone never deploys a worse model.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -158,3 +159,57 @@ def _what_changed(
             f"when trained, margin {gate.degradation_margin:.4f})"
         )
     return "; ".join(parts) if parts else "nothing changed"
+
+
+# -- flags: decisions a reviewer must notice, whatever the rule said ----------------------------
+
+FLAG_WORSE = "deployed although worse with confidence (within the margin)"
+FLAG_CHAMPION_BELOW_FLOOR = "held on the floor while the champion is also below it on the same rows"
+
+
+def flags(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """Short flags of a decision record (``DecisionRecord.as_dict()``) that the policy followed
+    but a person must see: the page, the notice and the index all show these (one place).
+
+    - :data:`FLAG_WORSE`: deployed, and the whole interval of challenger - champion is below 0
+      (non-inferior after a change allows a slightly worse model; nobody should learn it late);
+    - :data:`FLAG_CHAMPION_BELOW_FLOOR`: held on the floor, and the champion scored below the
+      same floor on the same rows: the model left in service fails the bar the challenger failed.
+    """
+    cmp = record.get("comparison") if isinstance(record.get("comparison"), Mapping) else None
+    out = []
+    if record.get("deploy") is True and cmp is not None:
+        high = _number(cmp.get("high"))
+        if high is not None and high < 0:
+            out.append(FLAG_WORSE)
+    if record.get("deploy") is False and record.get("rule") == "below_floor":
+        floor = champion_vs_floor(record)
+        if floor is not None and floor[0] < floor[1]:
+            out.append(FLAG_CHAMPION_BELOW_FLOOR)
+    return tuple(out)
+
+
+def champion_vs_floor(record: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(the champion's gate metric on the decision's rows, the floor), None if either is unknown:
+    the comparison's ``champion`` first, else ``champion_metrics[metric]``."""
+    policy = record.get("policy") if isinstance(record.get("policy"), Mapping) else {}
+    gate = policy.get("gate") if isinstance(policy.get("gate"), Mapping) else {}
+    conditions = record.get("conditions") if isinstance(record.get("conditions"), Mapping) else {}
+    floor_cond = conditions.get("floor") if isinstance(conditions.get("floor"), Mapping) else {}
+    floor = _number(floor_cond.get("floor", gate.get("min_metric")))
+    cmp = record.get("comparison") if isinstance(record.get("comparison"), Mapping) else {}
+    champion = _number(cmp.get("champion"))
+    if champion is None:
+        metrics = record.get("champion_metrics")
+        metric = cmp.get("metric") or gate.get("metric")
+        if isinstance(metrics, Mapping) and metric:
+            champion = _number(metrics.get(metric))
+    if champion is None or floor is None:
+        return None
+    return champion, floor
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return None if math.isnan(value) else float(value)

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retrain import stack_users
 from retrain.airflow_api import AirflowApi, AirflowApiError
 from retrain.s3server import free_port, start_s3_server
 
@@ -102,6 +103,8 @@ class Stack:
     database: str = ""
     redis_url: str = ""
     redis_db: int = -1
+    # Named users (name -> role, retrain.stack_users) instead of everyone an admin.
+    users: dict[str, str] = field(default_factory=dict)
 
     @property
     def components(self) -> dict[str, list[str]]:
@@ -138,11 +141,20 @@ class Stack:
             overrides=self.overrides,
             code_root=Path(self.code_root),
             profile=self.profile_env(),
+            users=self.users,
         )
 
     @property
     def api(self) -> AirflowApi:
-        return AirflowApi(self.api_url)
+        """The REST API as the tooling calls it: with named users, as the first admin."""
+        admin = stack_users.admin_of(self.users)
+        if not admin:
+            return AirflowApi(self.api_url)
+        return AirflowApi(self.api_url, token=lambda: self.token(admin))  # at its first call
+
+    def token(self, user: str) -> str:
+        """A JWT of one of the stack's named users (as that user logs in)."""
+        return stack_users.token(self.api_url, user, stack_users.password(self.airflow_home, user))
 
     @property
     def airflow_home(self) -> Path:
@@ -192,6 +204,7 @@ def airflow_env(
     overrides: dict[str, str] | None = None,
     code_root: Path = PROJECT_ROOT,
     profile: dict[str, str] | None = None,
+    users: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The whole configuration of the local Airflow: env vars only, nothing written to the repo.
 
@@ -222,7 +235,6 @@ def airflow_env(
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(ports["api"]),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{ports['api']}",
@@ -242,6 +254,7 @@ def airflow_env(
             "NO_COLOR": "1",
         }
     )
+    env.update(stack_users.airflow_env(root / "airflow", users or {}))
     env.update(profile or {})
     env.update(overrides or {})
     # Airflow's own StatsD metrics go where the pipeline's go ([metrics], off by default).
@@ -560,9 +573,13 @@ def start(
     code_root: Path = PROJECT_ROOT,
     ready_timeout: float = 300.0,
     profile: str = "embedded",
+    users: dict[str, str] | None = None,
     log=print,
 ) -> Stack:
     """Start the S3-compatible server and Airflow's parts; return once DAGs are loaded.
+
+    ``users`` (name -> role) logs people in with their own roles instead of making everyone
+    an admin (:mod:`retrain.stack_users`; the tooling acts as the first admin).
 
     Airflow's parts run from ``code_root`` (see :func:`airflow_env`) with it as their working
     directory; they write only under ``root``, into the bucket and, with the celery profile,
@@ -636,8 +653,13 @@ def start(
             code_root=str(code_root),
             landing_queue_url=landing_queue_url,
             profile=profile,
+            users=dict(users or {}),
             **services,
         )
+        if users:
+            if not stack_users.admin_of(users):
+                raise StackError("named users need an admin among them (the tooling's user)")
+            stack_users.write_passwords(stack.airflow_home, users)
         _save(stack)  # `stop` ends its processes (pids fills in below) and drops its database
         env = stack.airflow_env()
         log(
@@ -652,7 +674,9 @@ def start(
         ensure_pool(stack)
     except BaseException:
         _kill_groups(pids)
-        _release(**{"database": "", "redis_db": -1, **services})
+        _release(
+            **{"postgres_url": "", "database": "", "redis_url": "", "redis_db": -1, **services}
+        )
         (root / STATE_FILE).unlink(missing_ok=True)
         raise
     return stack
@@ -819,10 +843,13 @@ def ensure_pool(stack: Stack) -> dict[str, Any]:
         return stack.api.post_json("/api/v2/pools", body)
     if pool.get("slots") == res.heavy_pool_slots:
         return pool
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if token := stack.api.bearer():
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
         f"{stack.api_url}/api/v2/pools/{res.heavy_pool}",
         data=json.dumps({"pool": res.heavy_pool, "slots": res.heavy_pool_slots}).encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        headers=headers,
         method="PATCH",
     )
     with urllib.request.urlopen(request, timeout=30) as response:

@@ -56,6 +56,12 @@ def history_page_name(number: int, ext: str) -> str:
     return f"page-{number:06d}.{ext}"
 
 
+def run_token(run_id: str) -> str:
+    """A short, stable token per DAG run (an ingest run's batch id, a retrain run's training
+    report): a retried task writes to the same place, and a run's pages can be found again."""
+    return hashlib.sha256(run_id.encode()).hexdigest()[:12]
+
+
 def object_id(key: str, etag: str, last_modified: str) -> str:
     """The identity of one landed object: the same upload keeps it across listings and retries,
     a new upload under the same name (new time, maybe new bytes) gets a new one."""

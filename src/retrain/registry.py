@@ -33,7 +33,7 @@ import json
 import re
 import secrets
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -264,6 +264,31 @@ class ModelRegistry:
             return self.storage.get_json(self.key(version, DECISION_FILE))
         except ObjectNotFound:
             return None
+
+    def newest_decision(
+        self, *, now: datetime | None = None, days: tuple[int, ...] = (1, 7, 31, 366)
+    ) -> dict[str, Any] | None:
+        """The newest decision record of a version the gate judged (a refit's copy is skipped),
+        among versions named by :meth:`new_version` in the last ``days[-1]`` days; None if none.
+
+        Version ids sort by time, so the listing starts at a point in time and widens step by
+        step: the cost does not grow with the number of versions kept."""
+        now = (now or datetime.now(UTC)).astimezone(UTC)
+        for window in days:
+            start = f"{self.prefix}{now - timedelta(days=window):%Y%m%dT%H%M%SZ}"
+            found = []
+            for obj in self.storage.iter_objects(self.prefix, start_after=start):
+                rest = obj.key[len(self.prefix) :]
+                if not rest[:1].isdigit():  # champion.json, promotions/: past the versions
+                    break
+                version, _, name = rest.partition("/")
+                if name == DECISION_FILE:
+                    found.append(version)
+            for version in sorted(found, reverse=True):
+                record = self.load_decision(version)
+                if record is not None and record.get("version", version) == version:
+                    return record
+        return None
 
     # -- champion pointer ---------------------------------------------------------------------
 

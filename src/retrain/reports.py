@@ -4,8 +4,8 @@ value escaped.
 The site is a directory tree under ``reports_prefix`` with relative links only, so it works the
 same from S3 static website hosting, a presigned browse, or ``aws s3 sync`` to a laptop::
 
-    index.html
-    decisions/<version>.html
+    index.html                  (rendered by retrain.report_index)
+    decisions/<version>.html    (a deploy's page also under its serving refit's id)
     drift/<version>.html
     validations/<batch>.html
 
@@ -196,6 +196,11 @@ def _environment() -> jinja2.Environment:
 
 def _render(template: str, **context: Any) -> str:
     return _environment().get_template(template).render(context)
+
+
+def render_page(template: str, **context: Any) -> str:
+    """A page from one of ``templates/`` (for pages rendered outside this module: a run's view)."""
+    return _render(template, **context)
 
 
 # -- charts: coordinates for the inline SVG in templates/_charts.html.j2 -------------------------
@@ -803,6 +808,39 @@ def decision_outcome(decision: Mapping[str, Any]) -> tuple[str, str]:
     return label, kind
 
 
+def _flag_notes(decision: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(flag, what it means here) for each of ``retrain.decision.flags(decision)``."""
+    from retrain.decision import FLAG_CHAMPION_BELOW_FLOOR, FLAG_WORSE, champion_vs_floor, flags
+
+    cmp = _mapping(decision.get("comparison"))
+    out = []
+    for flag in flags(decision):
+        note = ""
+        if flag == FLAG_WORSE:
+            conf = _finite(cmp.get("confidence"))
+            note = (
+                f"The whole interval of challenger - champion is below 0 "
+                f"({_signed(cmp.get('low'))} to {_signed(cmp.get('high'))}): the challenger is "
+                f"worse{f' with {conf:.0%} confidence' if conf is not None else ''}. It deployed "
+                "because something changed and the difference is within the non-inferiority "
+                "margin."
+            )
+        elif flag == FLAG_CHAMPION_BELOW_FLOOR:
+            pair = champion_vs_floor(decision)
+            if pair is not None:
+                note = (
+                    f"The champion scored {pair[0]:.4f} on the same rows, below the floor "
+                    f"{pair[1]:.4f}: the model left in service is below the bar too"
+                    + (
+                        f", and the challenger beat it by {_signed(cmp.get('delta'))}."
+                        if (_finite(cmp.get("delta")) or 0) > 0
+                        else "."
+                    )
+                )
+        out.append((flag, note))
+    return out
+
+
 def _rules() -> dict[str, str]:
     from retrain.decision import RULES  # numpy and the config: only when a page is rendered
 
@@ -1075,6 +1113,9 @@ def render_decision(
         decided_at=decision.get("decided_at"),
         champion_version=decision.get("champion_version"),
         serving_version=decision.get("serving_version"),
+        serving_n_train=decision.get("serving_n_train"),
+        serving_sampled_from=decision.get("serving_sampled_from"),
+        flags=_flag_notes(decision),
         evaluated_on=decision.get("evaluated_on"),
         training_rows=decision.get("training_rows"),
         replaced_rows=decision.get("replaced_rows"),
@@ -1166,17 +1207,26 @@ def _history_rows(entries: Sequence[Mapping[str, Any]]) -> list[_HistoryRow]:
     return rows
 
 
-def render_history_page(number: int, entries: list[Mapping[str, Any]]) -> str:
-    """One page of the history (``history/page-<n>.html``), entries newest first, linking to
-    the page before it (pages never change once written, so they link backwards only)."""
+_PREVIOUS = object()  # render_history_page's default: the page just before
+
+
+def render_history_page(
+    number: int, entries: list[Mapping[str, Any]], *, older: Any = _PREVIOUS
+) -> str:
+    """One page of the history (``history/page-<n>.html``), entries newest first (this
+    publication's and those carried forward from earlier ones), linking to ``older``: the
+    newest page whose rows this one does not show (default ``number - 1``; None or a negative
+    number: none). Pages never change once written, so they link backwards only."""
     from retrain.layout import history_page_name
 
+    if older is _PREVIOUS:
+        older = number - 1
     return _render(
         "history_page.html.j2",
         root="../",
         number=number,
         rows=_history_rows(entries),
-        older=history_page_name(number - 1, "html") if number > 0 else None,
+        older=history_page_name(older, "html") if older is not None and older >= 0 else None,
     )
 
 
@@ -1221,277 +1271,9 @@ def render_validation_result(
     )
 
 
-# -- index --------------------------------------------------------------------------------------
-
-
-class _Champion(NamedTuple):
-    version: str
-    decision: str  # the version whose decision page explains it (a refit's evaluated version)
-    deployed_at: Any
-    reason: Any
-    metrics: Any
-
-
-class _DecisionRow(NamedTuple):
-    version: str
-    outcome: str
-    badge: str
-    rule: str
-    reason: Any
-    difference: str
-    decided_at: Any
-    drift: bool
-
-
-class _Link(NamedTuple):
-    target: str
-    text: str
-
-
-class _Attention(NamedTuple):
-    what: str  # "failed run", "watchdog", "retrain streak", "held", "training set rejected"
-    badge: str
-    name: Any
-    page: str | None  # relative to the root: the page that explains it
-    since: Any
-    runs: Any
-    reason: Any
-    links: list[_Link]
-
-
-class _AlertRow(NamedTuple):
-    at: Any
-    status: str
-    badge: str
-    title: Any
-    reason: Any
-    links: list[_Link]
-
-
-_ALERT_BADGE = {
-    "failed": "bad",
-    "still_failing": "bad",
-    "warning": "warn",
-    "recovered": "ok",
-    "notice": "neutral",
-}
-ATTENTION_LIMIT = 5  # held decisions and rejected training sets listed under "needs attention"
-
-
-def _links(links: Any) -> list[_Link]:
-    """Named links: a page of the site by its file name, Airflow by name, a host by its name;
-    an s3:// URI stays as text (the ``href`` filter keeps only relative and http(s) links), any
-    other scheme is dropped."""
-    out = []
-    for link in links if isinstance(links, list | tuple) else ():
-        if not isinstance(link, str) or not link:
-            continue
-        parts = urlsplit(link)
-        if parts.scheme in ("http", "https"):
-            text = "Airflow" if "/dags/" in parts.path else parts.netloc or link
-        elif not parts.scheme:
-            text = link.rstrip("/").rsplit("/", 1)[-1] or link
-        elif parts.scheme == "s3":
-            text = link
-        else:  # javascript:, data:, ...: not even as text
-            continue
-        out.append(_Link(link, text))
-    return out
-
-
-def _attention(
-    incidents: Sequence[Mapping[str, Any]] | None,
-    streak: Mapping[str, Any] | None,
-    decisions: Sequence[Mapping[str, Any]],
-    latest: Sequence[Mapping[str, Any]],
-) -> list[_Attention]:
-    """What needs a look, worst first: open incidents (failed runs, watchdog findings), the
-    retrain streak, held decisions since the last deploy, training sets rejected since the
-    last one that passed."""
-    out = []
-    for incident in incidents or ():
-        name = str(incident.get("name", "?"))
-        what, badge = (
-            ("failed run", "bad")
-            if name.startswith("dag:")
-            else ("watchdog", "warn")
-            if name.startswith("watchdog:")
-            else ("incident", "bad")
-        )
-        out.append(
-            _Attention(
-                what,
-                badge,
-                name,
-                None,
-                incident.get("since") or "",
-                incident.get("runs") if name.startswith("dag:") else "",
-                incident.get("reason") or "",
-                _links(incident.get("links")),
-            )
-        )
-    if streak and _is_number(streak.get("runs")) and streak["runs"] > 0:
-        out.append(
-            _Attention(
-                "retrain streak",
-                "warn",
-                f"{streak['runs']} run(s) in a row without a deploy",
-                None,
-                streak.get("since") or "",
-                streak["runs"],
-                streak.get("reason") or "",
-                [],
-            )
-        )
-    held = []
-    for d in decisions:
-        label, badge = decision_outcome(d)
-        if badge == "ok":
-            break
-        if badge in ("bad", "warn"):
-            version = str(d.get("version", "?"))
-            rule = str(d.get("rule") or label)
-            held.append(
-                _Attention(
-                    f"held ({rule})" if d.get("rule") else label,
-                    badge,
-                    version,
-                    _page_link("decisions", version),
-                    d.get("decided_at") or "",
-                    "",
-                    d.get("reason") or "",
-                    [],
-                )
-            )
-    rejected = []
-    for entry in latest:
-        if entry.get("kind") != "training set":
-            continue
-        if entry.get("status") == "passed":
-            break
-        if entry.get("status") == "rejected":
-            rejected.append(
-                _Attention(
-                    "training set rejected",
-                    "bad",
-                    entry.get("name", "?"),
-                    entry.get("link") if isinstance(entry.get("link"), str) else None,
-                    entry.get("at") or "",
-                    "",
-                    entry.get("reason") or "",
-                    [],
-                )
-            )
-    return out + held[:ATTENTION_LIMIT] + rejected[:ATTENTION_LIMIT]
-
-
-def render_index(
-    *,
-    champion: Mapping[str, Any] | None,
-    latest_decisions: list[Mapping[str, Any]],
-    latest: list[Mapping[str, Any]],
-    history_page: str | None = None,
-    incidents: Sequence[Mapping[str, Any]] | None = None,
-    alerts: Sequence[Mapping[str, Any]] | None = None,
-    streak: Mapping[str, Any] | None = None,
-    published_at: str | None = None,
-) -> str:
-    """The landing page. Decision entries: decision records (``version``, ``deploy``/
-    ``promoted``/``outcome``, ``rule``, ``reason``, ``comparison``, ``decided_at``, ``drift``:
-    truthy when a drift page exists), newest first; ``latest``: the newest history entries
-    (:mod:`retrain.history`), newest first; ``history_page``: the newest history page, relative
-    to the root (where "everything, page by page" starts). ``champion``: the pointer, with
-    ``decision_version`` when its decision page is another version's (a refit).
-
-    "Needs attention" at the top lists ``incidents`` (open ones, :class:`retrain.alerts.Incident`
-    as dicts: failed runs, watchdog findings), the retrain ``streak``, held decisions since the
-    last deploy and training sets rejected since the last that passed; ``alerts``: the newest
-    alerts sent (``Incidents.history``). Links in them are kept if relative to the reports root
-    or http(s). None leaves a section out (the page still lists holds and rejections)."""
-    deployed = None
-    if champion:
-        version = str(champion.get("version", "?"))
-        deployed = _Champion(
-            version=version,
-            decision=str(champion.get("decision_version") or version),
-            deployed_at=champion.get("deployed_at", "?"),
-            reason=champion.get("reason"),
-            metrics=champion.get("metrics"),
-        )
-    decisions = []
-    for d in latest_decisions:
-        label, kind = decision_outcome(d)
-        decisions.append(
-            _DecisionRow(
-                version=str(d.get("version", "?")),
-                outcome=label,
-                badge=kind,
-                rule=str(d.get("rule") or ""),
-                reason=d.get("reason") or "",
-                difference=_interval_text(_mapping(d.get("comparison"))),
-                decided_at=d.get("decided_at") or "",
-                drift=bool(d.get("drift")),
-            )
-        )
-    alert_rows = None
-    if alerts is not None:
-        alert_rows = [
-            _AlertRow(
-                at=a.get("at") or "",
-                status=str(a.get("status") or "?"),
-                badge=_ALERT_BADGE.get(str(a.get("status")), "neutral"),
-                title=a.get("title") or a.get("subject") or "",
-                reason=a.get("reason") or "",
-                links=_links(a.get("links")),
-            )
-            for a in alerts
-        ]
-    return _render(
-        "index.html.j2",
-        root="",
-        champion=deployed,
-        decisions=decisions,
-        latest_decision=decisions[0] if decisions else None,
-        attention=_attention(incidents, streak, latest_decisions, latest),
-        checked_incidents=incidents is not None,
-        n_incidents=len(incidents or ()),
-        alerts=alert_rows,
-        latest=_history_rows(latest),
-        history_page=history_page,
-        published_at=published_at,
-    )
-
-
 def _publish(storage: S3Storage, key: str, page: str) -> str:
     storage.put_bytes(key, page.encode("utf-8"), content_type=HTML_CONTENT_TYPE)
     return key
-
-
-def publish_index(
-    storage: S3Storage,
-    reports_prefix: str,
-    *,
-    champion: Mapping[str, Any] | None,
-    latest_decisions: list[Mapping[str, Any]],
-    latest: list[Mapping[str, Any]],
-    history_page: str | None = None,
-    incidents: Sequence[Mapping[str, Any]] | None = None,
-    alerts: Sequence[Mapping[str, Any]] | None = None,
-    streak: Mapping[str, Any] | None = None,
-    published_at: str | None = None,
-) -> str:
-    """Write ``<reports_prefix>index.html``; return its key."""
-    page = render_index(
-        champion=champion,
-        latest_decisions=latest_decisions,
-        latest=latest,
-        history_page=history_page,
-        incidents=incidents,
-        alerts=alerts,
-        streak=streak,
-        published_at=published_at,
-    )
-    return _publish(storage, index_key(reports_prefix), page)
 
 
 def publish_decision(
@@ -1504,7 +1286,12 @@ def publish_decision(
     drift: Mapping[str, Any] | None,
     *,
     champion_history: list[dict[str, Any]] | None = None,
+    also_as: Sequence[str] = (),
 ) -> str:
+    """Write ``decisions/<version>.html``, and the same page under each of ``also_as`` (a
+    deploy's serving refit: one decision, reachable by either id; its links are relative to
+    ``decisions/`` and name ``version``'s pages, so the copy works as is). Returns the first
+    key."""
     page = render_decision(
         version,
         decision,
@@ -1513,7 +1300,10 @@ def publish_decision(
         drift,
         champion_history=champion_history,
     )
-    return _publish(storage, report_keys(reports_prefix, version).decision, page)
+    key = _publish(storage, report_keys(reports_prefix, version).decision, page)
+    for other in also_as:
+        _publish(storage, report_keys(reports_prefix, other).decision, page)
+    return key
 
 
 def publish_drift(

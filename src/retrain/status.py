@@ -10,7 +10,7 @@ plus the pipeline's runs from Airflow's REST API when one is given; without it t
 from __future__ import annotations
 
 import textwrap
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from retrain.config import Config
 from retrain.layout import REPORT_SUFFIX, Layout, format_last_modified
 from retrain.ledger import Ledger
 from retrain.registry import ModelRegistry
+from retrain.report_links import WebLinks, run_url
 from retrain.storage import ObjectNotFound, S3Storage
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class Quarantined:
     at: str
     batch_id: str = ""
     retracted: bool = False  # put there by `retrain retract`, not rejected at ingest
+    page: dict[str, str] = field(default_factory=dict)  # its batch's validation page (url, uri)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Run:
     started: str = ""
     ended: str = ""
     reason: str = ""  # failed runs: the incident's reason, else the failed task ids
+    url: str = ""  # the run's reports in the Airflow UI (the plugin's run view)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class LastDecision:
     deploy: bool
     reason: str
     at: str
+    page: dict[str, str] = field(default_factory=dict)  # the decision page (url, uri)
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class SentAlert:
     status: str
     subject: str
     reason: str
+    links: tuple[dict[str, str], ...] = ()  # each with its browser url beside its uri
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ class Status:
     actions: tuple[Action, ...] = ()
     last_decision: LastDecision | None = None
     limits: Limits = field(default_factory=Limits)
+    reports: dict[str, str] = field(default_factory=dict)  # the index (url, uri)
 
     @property
     def why(self) -> str:
@@ -188,14 +194,19 @@ def gather(
     now: datetime | None = None,
     days: int = 3,
     dag_ids: tuple[str, ...] = PIPELINE + CONSUMERS,
+    web: WebLinks | None = None,
 ) -> Status:
-    """Everything ``retrain status`` shows, read once. ``api`` None: the runs are unknown."""
+    """Everything ``retrain status`` shows, read once. ``api`` None: the runs are unknown.
+    ``web``: where reports open in a browser (else the Airflow URL ``api`` has, if any)."""
     now = _utc(now or datetime.now(UTC))
     layout = Layout.of(cfg)
+    if web is None:
+        airflow_url = cfg.alerts.airflow_url or (api.base_url if api else "")
+        web = WebLinks(airflow_url, storage.bucket, cfg.storage.reports_prefix)
     incidents = Incidents(storage, layout)
     open_incidents = tuple(incidents.open())
-    quarantined, more = _quarantined(storage, cfg, layout, now, days)
-    airflow, dags, health = _airflow(api, dag_ids, open_incidents)
+    quarantined, more = _quarantined(storage, cfg, layout, now, days, web)
+    airflow, dags, health = _airflow(api, dag_ids, open_incidents, web)
     return Status(
         at=_iso(now),
         bucket=storage.bucket,
@@ -210,11 +221,16 @@ def gather(
         health=health,
         incidents=open_incidents,
         streak=incidents.streak(),
-        alerts=tuple(_alert(a) for a in incidents.history(ALERTS_LISTED)),
+        alerts=tuple(_alert(a, web) for a in incidents.history(ALERTS_LISTED)),
         actions=tuple(_action(a) for a in Ledger(storage, layout).actions(ACTIONS_LISTED)),
-        last_decision=_last_decision(storage, cfg),
+        last_decision=_last_decision(storage, cfg, web),
         limits=Limits.of(cfg),
+        reports=_link(web, storage.uri(f"{cfg.storage.reports_prefix}index.html")),
     )
+
+
+def _link(web: WebLinks, uri: str) -> dict[str, str]:
+    return {"url": web.url(uri), "uri": uri}
 
 
 def _champion(storage: S3Storage, cfg: Config, now: datetime) -> ChampionView | None:
@@ -255,7 +271,7 @@ def _pending(storage: S3Storage, cfg: Config, now: datetime) -> Pending:
 
 
 def _quarantined(
-    storage: S3Storage, cfg: Config, layout: Layout, now: datetime, days: int
+    storage: S3Storage, cfg: Config, layout: Layout, now: datetime, days: int, web: WebLinks
 ) -> tuple[tuple[Quarantined, ...], int]:
     """Files quarantined on the last ``days`` ingest dates, newest first; only the listed ones'
     reports are read."""
@@ -271,6 +287,15 @@ def _quarantined(
     listed = tuple(
         _quarantined_file(storage, layout, o.key, format_last_modified(o.last_modified))
         for o in objects[:QUARANTINE_LISTED]
+    )
+    listed = tuple(
+        replace(
+            q,
+            page=_link(web, storage.uri(f"{layout.s.reports_prefix}validations/{q.batch_id}.html")),
+        )
+        if q.batch_id and not q.retracted
+        else q
+        for q in listed
     )
     return listed, len(objects) - len(listed)
 
@@ -291,19 +316,33 @@ def _quarantined_file(storage: S3Storage, layout: Layout, key: str, moved_at: st
     )
 
 
-def _last_decision(storage: S3Storage, cfg: Config) -> LastDecision | None:
+def _last_decision(storage: S3Storage, cfg: Config, web: WebLinks) -> LastDecision | None:
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     for version in reversed(registry.list_versions()[-DECISIONS_SEARCHED:]):
         if (doc := registry.load_decision(version)) is not None:
+            page = f"{cfg.storage.reports_prefix}decisions/{doc.get('version') or version}.html"
             return LastDecision(
-                version, bool(doc.get("deploy")), doc.get("reason", ""), doc.get("decided_at", "")
+                version,
+                bool(doc.get("deploy")),
+                doc.get("reason", ""),
+                doc.get("decided_at", ""),
+                _link(web, storage.uri(page)),
             )
     return None
 
 
-def _alert(doc: dict[str, Any]) -> SentAlert:
+def _alert(doc: dict[str, Any], web: WebLinks) -> SentAlert:
     return SentAlert(
-        doc.get("at", ""), doc.get("status", ""), doc.get("subject", ""), doc.get("reason", "")
+        doc.get("at", ""),
+        doc.get("status", ""),
+        doc.get("subject", ""),
+        doc.get("reason", ""),
+        tuple(
+            _link(web, str(link))
+            if not str(link).startswith("http")
+            else {"url": str(link), "uri": ""}
+            for link in doc.get("links") or ()
+        ),
     )
 
 
@@ -318,7 +357,10 @@ def _action(doc: dict[str, Any]) -> Action:
 
 
 def _airflow(
-    api: AirflowApi | None, dag_ids: tuple[str, ...], incidents: tuple[Incident, ...]
+    api: AirflowApi | None,
+    dag_ids: tuple[str, ...],
+    incidents: tuple[Incident, ...],
+    web: WebLinks,
 ) -> tuple[str, tuple[DagView, ...] | None, dict[str, str]]:
     """The runs, or why they are unknown: a status command must not fail on a down api-server."""
     from retrain.airflow_api import AirflowApiError
@@ -330,7 +372,8 @@ def _airflow(
     except AirflowApiError as exc:
         why = f"unknown (Airflow at {api.base_url} did not answer: {first_line(exc, 120)})"
         return why, None, {}
-    return api.base_url, tuple(_dag_view(api, dag_id, incidents) for dag_id in dag_ids), health
+    views = tuple(_dag_view(api, dag_id, incidents, web) for dag_id in dag_ids)
+    return api.base_url, views, health
 
 
 def _health(api: AirflowApi) -> dict[str, str]:
@@ -338,13 +381,18 @@ def _health(api: AirflowApi) -> dict[str, str]:
     return {part: str(v.get("status")) for part, v in api.health().items() if isinstance(v, dict)}
 
 
-def _dag_view(api: AirflowApi, dag_id: str, incidents: tuple[Incident, ...]) -> DagView:
+def _dag_view(
+    api: AirflowApi, dag_id: str, incidents: tuple[Incident, ...], web: WebLinks
+) -> DagView:
     from retrain.airflow_api import AirflowApiError
 
     incident = next((i for i in incidents if i.name == f"dag:{dag_id}"), None)
     try:
         paused = api.get_json(f"/api/v2/dags/{dag_id}").get("is_paused")
-        runs = tuple(_run(api, r, incident) for r in api.dag_runs(dag_id, limit=RUNS_PER_DAG))
+        runs = tuple(
+            replace(_run(api, r, incident), url=run_url(web.airflow_url, dag_id, r.run_id))
+            for r in api.dag_runs(dag_id, limit=RUNS_PER_DAG)
+        )
     except AirflowApiError as exc:
         return DagView(dag_id, (), None, first_line(exc, 120))
     return DagView(dag_id, runs, paused if isinstance(paused, bool) else None)
@@ -523,6 +571,7 @@ def render(s: Status) -> str:
         f"retrain status at {_clock(s.at)} UTC, bucket {s.bucket}",
         *why,
         "",
+        *_reports_line(s),
         *_facts(s),
         *_quarantine_lines(s),
         *_run_lines(s),
@@ -551,9 +600,23 @@ def _facts(s: Status) -> list[str]:
     if d is not None:
         verdict = "deploy" if d.deploy else "hold"
         lines.append(f"decision    {verdict} {d.version}, {_when(d.at, s.at)}: {d.reason}")
+        if page := _shown(d.page):
+            lines.append(f"            {page}")
     if k is not None:
         lines.append(f"streak      {_runs(k.runs)} without a deploy since {_clock(k.since)}")
     return lines
+
+
+def _shown(link: dict[str, str]) -> str:
+    """A link as a person opens it: the URL, else the ``s3://`` URI."""
+    return link.get("url") or link.get("uri", "") if link else ""
+
+
+def _reports_line(s: Status) -> list[str]:
+    where = _shown(s.reports)
+    if s.reports and not s.reports.get("url"):
+        where += "  (no browser URL: set [alerts] airflow_url or pass --airflow-url)"
+    return [f"reports     {where}"] if where else []
 
 
 def _quarantine_lines(s: Status) -> list[str]:
@@ -602,9 +665,15 @@ def _alert_lines(s: Status) -> list[str]:
     if not s.alerts:
         return ["alerts      none sent"]
     shown = s.alerts[:ALERTS_LISTED]
-    return [f"alerts      {len(shown)} most recent"] + [
-        f"  {_clock(a.at)}  {a.subject}" for a in shown
-    ]
+    lines = [f"alerts      {len(shown)} most recent"]
+    for a in shown:
+        lines.append(f"  {_clock(a.at)}  {a.subject}")
+        report = next(
+            (link for link in a.links if "/retrain-reports/" in link.get("url", "")), None
+        )
+        if report:
+            lines.append(f"      {report['url']}")
+    return lines
 
 
 def _action_lines(s: Status) -> list[str]:

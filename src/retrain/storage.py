@@ -56,6 +56,27 @@ class PreconditionFailed(StorageError):
 
 
 @dataclass(frozen=True)
+class Opened:
+    """An object opened for streaming (:meth:`S3Storage.open`). ``body`` is None when the
+    caller's ``if_none_match`` ETag is still current (HTTP 304): nothing to send again."""
+
+    key: str
+    etag: str
+    size: int
+    content_type: str
+    body: Any = None  # botocore StreamingBody: iterate it in chunks, then close it
+
+    def chunks(self, size: int = _COPY_CHUNK) -> Iterator[bytes]:
+        """The body in chunks of at most ``size`` bytes, closed at the end (or when dropped)."""
+        if self.body is None:
+            return
+        try:
+            yield from self.body.iter_chunks(size)
+        finally:
+            self.body.close()
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     key: str
     size: int
@@ -197,6 +218,30 @@ class S3Storage:
         """Body and ETag from one GET, so a later ``if_match`` refers to exactly what was read."""
         resp = self._call("get", key, self.client.get_object, Key=key)
         return resp["Body"].read(), resp["ETag"]
+
+    def open(self, key: str, *, if_none_match: str | None = None) -> Opened:
+        """A GET whose body is streamed by the caller (a large report never sits in memory);
+        with ``if_none_match`` the bucket answers 304 when the ETag still matches, and the
+        result has no body."""
+        kwargs: dict[str, Any] = {"Key": key}
+        if if_none_match:
+            kwargs["IfNoneMatch"] = if_none_match
+        try:
+            resp = self._call("get", key, self.client.get_object, **kwargs)
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and (
+                _status(cause) == 304 or _error_code(cause) in ("304", "NotModified")
+            ):
+                return Opened(key, if_none_match or "", 0, content_type_for(key))
+            raise
+        return Opened(
+            key,
+            resp["ETag"],
+            int(resp.get("ContentLength") or 0),
+            content_type_for(key),
+            resp["Body"],
+        )
 
     def get_bytes(self, key: str) -> bytes:
         return self.get_bytes_with_etag(key)[0]

@@ -5,6 +5,8 @@ watchdog DAG runs on a timer (monitoring, not retraining), gathers :class:`Facts
 bucket and from Airflow, and :func:`check` turns them into one :class:`Finding` per check,
 active or not. :func:`apply` hands them to :class:`retrain.alerts.Incidents`: an active finding
 alerts once when its incident opens, a finding that is no longer active sends one recovery.
+One check looks at the newest decision: a challenger held on the floor while the champion it
+was compared with, still serving, scored below that floor too (:func:`champion_floor_reason`).
 No Airflow imports: the DAG passes in what only Airflow knows.
 """
 
@@ -39,6 +41,9 @@ class Facts:
     streak_since: str = ""
     streak_reason: str = ""
     open_incidents: int = 0
+    # the newest decision held a challenger on the floor while the champion, still serving,
+    # scored below that floor on the same rows: what is wrong ("" when nothing is)
+    champion_below_floor: str = ""
 
     def hours_since(self, when: datetime | None) -> float | None:
         return None if when is None else (self.now - when).total_seconds() / 3600
@@ -63,6 +68,7 @@ def check(facts: Facts, limits: WatchdogConfig) -> list[Finding]:
         _data_age(facts, limits),
         _champion_age(facts, limits),
         _retrain_streak(facts, limits),
+        _champion_floor(facts),
     ]
 
 
@@ -134,6 +140,43 @@ def _retrain_streak(f: Facts, limits: WatchdogConfig) -> Finding:
     return Finding("watchdog:retrain_streak", "retrains keep failing", active, reason)
 
 
+FLOOR_INCIDENT = "watchdog:champion_below_floor"
+
+
+def _champion_floor(f: Facts) -> Finding:
+    active = bool(f.champion_below_floor)
+    reason = f.champion_below_floor if active else "the model serving clears the floor"
+    return Finding(FLOOR_INCIDENT, "champion below the floor", active, reason)
+
+
+def champion_floor_reason(record: dict[str, Any] | None, champion_version: str | None) -> str:
+    """What :func:`_champion_floor` reports for the newest decision ``record``: non-empty while
+    :data:`retrain.decision.FLAG_CHAMPION_BELOW_FLOOR` flags it and the champion it measured
+    still serves (a deploy or a rollback since ends it)."""
+    from retrain.decision import FLAG_CHAMPION_BELOW_FLOOR, champion_vs_floor, flags
+
+    if not record or FLAG_CHAMPION_BELOW_FLOOR not in flags(record):
+        return ""
+    if champion_version is None or record.get("champion_version") != champion_version:
+        return ""
+    pair = champion_vs_floor(record)
+    if pair is None:
+        return ""
+    champion, floor = pair
+    challenger = (record.get("comparison") or {}).get("challenger")
+    held = (
+        f" (the challenger held on it scored {challenger:.4f})"
+        if isinstance(challenger, int | float)
+        else ""
+    )
+    return (
+        f"the champion {champion_version} scored {champion:.4f} on the newest rows, below the "
+        f"floor {floor:.4f}{held}; decision on {record.get('version')} at "
+        f"{record.get('decided_at', '?')}: a model above the floor must serve (retrain, "
+        "or lower [gate] min_metric deliberately)"
+    )
+
+
 def gather(
     storage: S3Storage,
     cfg: Config,
@@ -151,7 +194,11 @@ def gather(
         last = storage.get_json(layout.last_accepted_key)
     except ObjectNotFound:
         last = {}
-    champion = ModelRegistry(storage, cfg.storage.models_prefix).champion()
+    registry = ModelRegistry(storage, cfg.storage.models_prefix)
+    champion = registry.champion()
+    floor = champion_floor_reason(
+        registry.newest_decision(now=now), champion.version if champion else None
+    )
     waiting = sorted(landed_files(storage, cfg), key=lambda f: f["last_modified"])
     incidents = Incidents(storage, layout)
     streak = incidents.streak()
@@ -170,6 +217,7 @@ def gather(
         streak_since=streak.since if streak else "",
         streak_reason=streak.reason if streak else "",
         open_incidents=len(incidents.open()),
+        champion_below_floor=floor,
     )
 
 

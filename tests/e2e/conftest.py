@@ -36,7 +36,10 @@ FAST = {  # the triggerer polls landing/ every second and settles a batch after 
 # The shared stack's story starts with its first model (test_stack), then the faults strike;
 # the events-mode and alerting tests run on stacks of their own, before the shared one starts.
 # The whole story on the embedded profile first, then the celery round on a stack of its own.
-MODULE_ORDER = ("test_events", "test_alerting", "test_stack", "test_faults")
+MODULE_ORDER = ("test_events", "test_alerting", "test_stack", "test_reports_ui", "test_faults")
+# The shared stack logs people in with their roles, as a deployment does (not all admins):
+# the tooling acts as "admin"; test_reports_ui reads as each.
+E2E_USERS = {"admin": "admin", "viewer": "viewer", "nobody": ""}
 PROFILES = ("embedded", "celery")
 PROFILES_ENV = "RETRAIN_E2E_PROFILES"  # e.g. "embedded" to leave the celery round out
 
@@ -126,6 +129,7 @@ def stack(
             parallelism=4,
             code_root=read_only_tree,
             profile=profile,
+            users=E2E_USERS,
         )
     finally:
         recorded = devstack.load(root)

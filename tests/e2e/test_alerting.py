@@ -147,7 +147,9 @@ def test_a_failing_retrain_alerts_once_then_says_still_failing(
     first = messages[0].message
     assert "check_training_set: training set rejected" in first
     assert f"look: {alert_stack.api_url}/dags/retrain/runs/" in first  # the run in the UI
-    assert "look: s3://retrain-alerts/reports/training/" in first  # the report
+    # the report: a browser URL through the Airflow plugin, its s3:// URI beside it
+    assert f"look: {alert_stack.api_url}/retrain-reports/training/" in first
+    assert "(s3://retrain-alerts/reports/training/" in first
     assert "still failing since" in messages[2].message and "3 runs" in messages[2].message
     assert_quiet_log(alert_stack, "retrain", "check_training_set")
     # Airflow's deadline alert, called in the triggerer: the run existed, but took too long

@@ -1,5 +1,6 @@
 """The report history on a real bucket: one immutable page per publication, newest first,
-nothing lost to a concurrent publisher, and a publication writes only its own page."""
+each showing up to PAGE_ROWS rows (earlier publications carried forward), nothing lost to a
+concurrent publisher, and a publication writes only its own page."""
 
 from __future__ import annotations
 
@@ -37,8 +38,42 @@ def test_pages_read_newest_first_and_link_older(history: History, storage: S3Sto
     first = storage.get_bytes("reports/history/page-000000.html").decode()
     last = storage.get_bytes("reports/history/page-000002.html").decode()
     assert "older" not in first
-    assert 'href="page-000001.html">older' in last
-    assert last.index("f5.csv") < last.index("f3.csv"), "newest first"
+    # the newest page carries the earlier publications forward: all six rows, newest first
+    assert "older" not in last
+    shown = [f"f{n}.csv" for n in range(5, -1, -1)]
+    assert [last.index(name) for name in shown] == sorted(last.index(name) for name in shown)
+
+
+def test_a_page_holds_up_to_page_rows_and_older_visits_every_row_once(
+    history: History, storage: S3Storage
+) -> None:
+    """Publications of 7 rows: whole ones carried while a page stays within PAGE_ROWS; the
+    "older" links from the newest page walk back through every row exactly once."""
+    import re
+
+    from retrain.history import PAGE_ROWS
+
+    n = 0
+    for _ in range(40):  # 280 rows
+        history.append([entry(n + i) for i in range(7)])
+        n += 7
+    newest = history.newest_page()
+    seen: list[str] = []
+    sizes = []
+    page: int | None = newest
+    reads = 0
+    while page is not None:
+        html = storage.get_bytes(f"reports/history/page-{page:06d}.html").decode()
+        names = re.findall(r">(f\d+\.csv)<", html)
+        sizes.append(len(names))
+        seen += names
+        older = re.search(r'href="page-(\d{6})\.html">older', html)
+        page = int(older.group(1)) if older else None
+        reads += 1
+    assert seen == [f"f{k}.csv" for k in range(n - 1, -1, -1)], "every row once, newest first"
+    assert max(sizes) <= PAGE_ROWS and sizes[0] > PAGE_ROWS - 7 and reads == 3
+    # the index's reader uses the carried rows too
+    assert [e.name for e in history.newest(110)] == [f"f{k}.csv" for k in range(n - 1, n - 111, -1)]
 
 
 def test_a_publication_writes_its_own_page_only(history: History) -> None:

@@ -85,7 +85,20 @@ def test_first_batch_routes_files_and_deploys_a_first_model(storage: S3Storage, 
     assert files.count('href="../validations/') == 3
     check = storage.get_bytes("reports/history/page-000001.html").decode()
     assert "training set" in check and 'href="../training/' in check
-    assert 'href="page-000000.html">older' in check
+    # ... and carries the files' page forward: one page shows both, nothing older to link
+    assert check.count('href="../validations/') == 3 and "older" not in check
+    # one decision, reachable by either id; the refit says what it learned from
+    pages = {
+        v: storage.get_bytes(f"reports/decisions/{v}.html")
+        for v in (challenger.version, champion.version)
+    }
+    assert pages[challenger.version] == pages[champion.version]
+    assert b"Deployed as " + champion.version.encode() in pages[champion.version]
+    assert (serving["n_train"], serving["sampled_from"]) == (5000, 0)
+    evaluated = registry.load_decision(challenger.version)
+    assert evaluated["serving_version"] == champion.version
+    assert evaluated == registry.load_decision(champion.version)
+    assert evaluated["serving_n_train"] == 5000 and evaluated["serving_sampled_from"] == 0
     page = bad.result_key.removesuffix(".json") + ".html"
     assert "expect_column_values_to_be_in_set" in storage.get_bytes(page).decode()
 

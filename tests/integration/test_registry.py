@@ -370,3 +370,124 @@ def test_a_pointer_from_before_the_log(registry: ModelRegistry, storage: S3Stora
     registry.rollback(reason="x")
     assert log_of(registry) == [("rollback", v1, v2), ("deploy", v2, v1)]
     assert registry.promotions()[1].key.startswith("models/promotions/20261122T013000000000Z-")
+
+
+# -- one decision per deploy, the newest decision, the champion below the floor ----------------
+
+
+def decided(
+    registry: ModelRegistry, at: datetime, record: dict, *, refit_at: datetime | None = None
+) -> tuple[str, str | None]:
+    """A judged version with its decision and, for ``refit_at``, its serving refit whose record
+    names it, as refit_for_serving leaves them (the evaluated record updated too)."""
+    version = save(registry, registry.new_version(at), auc=record.get("auc", 0.8))
+    out = record | {"version": version}
+    serving = None
+    if refit_at is not None:
+        serving = registry.new_version(refit_at)
+        registry.save_version(
+            serving,
+            model_text="refit",
+            metadata={"metrics": {"auc": 0.8}, "refit_of": version},
+            reference_profile={},
+        )
+        out = out | {"serving_version": serving}
+        registry.record_decision(serving, out)
+    registry.record_decision(version, out)
+    return version, serving
+
+
+FLOOR_HOLD = {
+    "deploy": False,
+    "rule": "below_floor",
+    "reason": "hold: challenger auc 0.5940 < floor 0.6000",
+    "conditions": {"floor": {"challenger": 0.594, "floor": 0.6, "passed": False}},
+    "comparison": {"metric": "auc", "challenger": 0.594, "champion": 0.58, "delta": 0.014},
+    "policy": {"gate": {"metric": "auc", "min_metric": 0.6}},
+}
+
+
+def test_the_newest_decision_skips_refit_copies_and_reads_little(
+    registry: ModelRegistry, storage: S3Storage
+) -> None:
+    now = datetime.now(UTC)
+    assert registry.newest_decision(now=now) is None
+    decided(registry, now - timedelta(days=400), {"deploy": True, "rule": "better"})
+    assert registry.newest_decision(now=now) is None, "older than the widest window"
+    v1, r1 = decided(
+        registry,
+        now - timedelta(days=3),
+        {"deploy": True, "rule": "better"},
+        refit_at=now - timedelta(days=3) + timedelta(minutes=5),
+    )
+    newest = registry.newest_decision(now=now)
+    assert newest is not None and newest["version"] == v1 and newest["serving_version"] == r1
+    registry.promote(r1, expected=None, reason="better", metrics={})  # promotions/ sort later
+    v2, _ = decided(registry, now - timedelta(hours=2), FLOOR_HOLD)
+    assert registry.newest_decision(now=now)["version"] == v2
+
+
+def test_models_lists_one_row_per_decision_with_its_serving_version(
+    registry: ModelRegistry,
+) -> None:
+    from retrain.cli import model_rows
+
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    v1, r1 = decided(
+        registry,
+        t0,
+        {"deploy": True, "rule": "better", "reason": "deploy: better"},
+        refit_at=t0 + timedelta(minutes=5),
+    )
+    v2, _ = decided(registry, t0 + timedelta(days=1), FLOOR_HOLD)
+    registry.promote(r1, expected=None, reason="better", metrics={})
+    rows = model_rows(registry, "auc", None)
+    assert [(r["version"], r["decision"], r["serving"], r["champion"]) for r in rows] == [
+        (v2, "hold", "", False),
+        (v1, "deploy", r1, True),
+    ]
+    assert [r["version"] for r in model_rows(registry, "auc", 1)] == [v2]
+
+
+def test_the_watchdog_sees_a_champion_below_the_floor_until_another_model_serves(
+    registry: ModelRegistry, storage: S3Storage, config
+) -> None:
+    from dataclasses import replace
+
+    from retrain import watchdog
+    from retrain.alerts import Incidents
+    from retrain.layout import Layout
+
+    cfg = replace(config, storage=replace(config.storage, bucket=storage.bucket))
+    now = datetime.now(UTC)
+    _, r1 = decided(
+        registry,
+        now - timedelta(days=2),
+        {"deploy": True, "rule": "first_model"},
+        refit_at=now - timedelta(days=2, minutes=-5),
+    )
+    champion = registry.promote(r1, expected=None, reason="first", metrics={})
+    v2, _ = decided(registry, now - timedelta(hours=1), FLOOR_HOLD | {"champion_version": r1})
+    incidents = Incidents(storage, Layout.of(cfg))
+
+    def tick() -> list[str]:
+        facts = watchdog.gather(storage, cfg, now=now)
+        return [a.subject for a in watchdog.apply(incidents, watchdog.check(facts, cfg.watchdog))]
+
+    facts = watchdog.gather(storage, cfg, now=now)
+    assert f"the champion {r1} scored 0.5800" in facts.champion_below_floor and v2 in (
+        facts.champion_below_floor
+    )
+    assert "[retrain] WARNING: champion below the floor" in tick()
+    assert incidents.get(watchdog.FLOOR_INCIDENT) is not None
+    assert not [s for s in tick() if "floor" in s], "one alert per incident, not per tick"
+    # a model above the floor serves: a deploy of a newer decision
+    _, r3 = decided(
+        registry,
+        now - timedelta(minutes=30),
+        {"deploy": True, "rule": "better"},
+        refit_at=now - timedelta(minutes=25),
+    )
+    registry.promote(r3, expected=champion, reason="better", metrics={})
+    assert "[retrain] RECOVERED: champion below the floor: cleared" in tick()
+    assert incidents.get(watchdog.FLOOR_INCIDENT) is None

@@ -39,6 +39,18 @@ def test_index_and_a_quarantined_files_page_render_offline(
     (bad,) = batch.quarantined
     site = tmp_path / "site"
     index = download_reports(storage, cfg, site)
+    # the quarantined file needs attention, and its alert is already listed: the notice was
+    # recorded before the index was published
+    html = index.read_text()
+    attention = html[html.index("Needs attention") : html.index("Recent alerts")]
+    assert "landing/broken.csv" in attention and "landing/good.csv" not in attention
+    alerts = html[html.index("Recent alerts") : html.index("Latest decisions")]
+    assert "1 file(s) quarantined in batch b1" in alerts
+    assert (
+        batch.notice is not None
+        and ingest.alert_quarantined(Incidents(storage, Layout.of(cfg)), storage, batch)
+        is batch.notice
+    ), "the DAG sends the notice route_batch recorded, not a second one"
     page = site / bad.result_key[len(cfg.storage.reports_prefix) :].removesuffix(".json")
     page = page.with_suffix(".html")
     for path, expected in (
@@ -214,3 +226,56 @@ def test_index_shows_incidents_holds_and_rejections_and_the_decision_pages_draw(
             assert text in dom, f"{path}: {text!r} not rendered"
         shot = browser.screenshot(path, tmp_path / f"{path.parent.name}.png", size=(1200, 1400))
         assert browser.png_colours(shot) >= 8
+
+
+def test_flagged_decisions_alert_with_their_flags_and_the_index_lists_the_alert(
+    config: Config, storage: S3Storage
+) -> None:
+    """record_outcome: the notice of a flagged decision says the flag first, and the index it
+    publishes afterwards already lists that alert, its reason once."""
+    from retrain.steps.retrain import DeployResult, record_outcome
+
+    cfg = replace(config, storage=replace(config.storage, bucket=storage.bucket))
+    incidents = Incidents(storage, Layout.of(cfg))
+    gate, policy = cfg.gate, {"gate": asdict(cfg.gate)}
+    july_cmp = Comparison("auc", 0.7700, 0.7738, -0.0038, -0.0058, -0.0018, 0.95, 1000, 5000)
+    july = {
+        "version": "v7",
+        **decide(Evidence(0.77, july_cmp, 0.78, prediction_drifted=True), gate).as_dict(),
+        "comparison": july_cmp.as_dict(),
+        "policy": policy,
+    }
+    assert july["rule"] == "non_inferior_after_change", "the margin must allow this deploy"
+    sent = record_outcome(
+        incidents, storage, cfg, july, DeployResult("v7-r", True, july["reason"], "v6"), run="r7"
+    )
+    assert sent is not None
+    assert sent.subject == "[retrain] NOTICE: retrain deployed v7-r although worse with confidence"
+    assert sent.reason.startswith(
+        "FLAGGED: deployed although worse with confidence (within the margin). deploy: "
+    )
+    sep_cmp = Comparison("auc", 0.594, 0.580, 0.014, 0.006, 0.022, 0.95, 1000, 5000)
+    september = {
+        "version": "v9",
+        **decide(Evidence(0.594, sep_cmp, 0.62), replace(gate, min_metric=0.6)).as_dict(),
+        "comparison": sep_cmp.as_dict(),
+        "policy": policy,
+    }
+    held = record_outcome(
+        incidents,
+        storage,
+        cfg,
+        september,
+        DeployResult("v9", False, september["reason"], "v7-r"),
+        run="r9",
+    )
+    assert held is not None and held.reason.startswith(
+        "FLAGGED: held on the floor while the champion is also below it on the same rows."
+    )
+    index = storage.get_bytes(f"{cfg.storage.reports_prefix}index.html").decode()
+    alerts = index[index.index("Recent alerts") :]
+    assert "retrain deployed v7-r although worse with confidence" in alerts
+    assert "retrain held the champion (1 run(s) in a row without a deploy)" in alerts
+    assert index.count("FLAGGED: held on the floor") == 1
+    attention = index[index.index("Needs attention") : index.index("Recent alerts")]
+    assert "retrain streak" in attention, "the streak bumped before the index was published"

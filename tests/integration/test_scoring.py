@@ -242,7 +242,7 @@ def test_models_and_rollback_commands(env, capsys, storage, cfg, registry) -> No
     assert cli.main([*env, "models"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[1].split() == ["VERSION", "CREATED", "AUC", "DECISION", "REASON"]
+    assert lines[1].split() == ["VERSION", "CREATED", "AUC", "DECISION", "SERVING", "REASON"]
     assert lines[2].split()[:1] == [held] and "hold" in lines[2] and "not better" in lines[2]
     assert lines[3].startswith(f"* {v2}") and "deploy" in lines[3]
     assert "promotions (newest first):" in out and f"deploy    {v2} <- {v1}" in out

@@ -155,3 +155,18 @@ def test_upload_dir_sets_content_types(storage: S3Storage, tmp_path: Path) -> No
     assert content_type(storage, "reports/gx/sub/data.json") == "application/json"
     assert content_type(storage, "reports/gx/blob.unknownext") == "application/octet-stream"
     assert storage.get_bytes("reports/gx/index.html") == b"<h1>hi</h1>"
+
+
+def test_open_streams_the_body_in_chunks_and_answers_304_to_its_etag(storage: S3Storage) -> None:
+    body = bytes(range(256)) * 1000  # 256 kB
+    storage.put_bytes("reports/big.html", body)
+    opened = storage.open("reports/big.html")
+    assert opened.size == len(body) and opened.content_type.startswith("text/html")
+    chunks = list(opened.chunks(64 * 1024))
+    assert len(chunks) == 4 and b"".join(chunks) == body
+    same = storage.open("reports/big.html", if_none_match=opened.etag)
+    assert same.body is None and list(same.chunks()) == []
+    other = storage.open("reports/big.html", if_none_match='"stale"')
+    assert b"".join(other.chunks()) == body
+    with pytest.raises(ObjectNotFound):
+        storage.open("reports/missing.html")

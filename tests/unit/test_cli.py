@@ -65,6 +65,7 @@ def test_render_models() -> None:
             "created": "2026-11-22T03:00:00+00:00",
             "auc": 0.7,
             "decision": "hold",
+            "serving": "",
             "reason": "challenger not better\nsecond line",
             "champion": False,
         },
@@ -73,6 +74,7 @@ def test_render_models() -> None:
             "created": "2026-11-22T02:00:00+00:00",
             "auc": 0.81234,
             "decision": "deploy",
+            "serving": "v2-refit",
             "reason": "better",
             "champion": True,
         },
@@ -86,25 +88,35 @@ def test_render_models() -> None:
         },
     ]
     promotions = [
-        Promotion("v2", "v1", "deploy", "better", "2026-11-22T02:00:01.5+00:00", {}),
+        Promotion("v2-refit", "v1", "deploy", "better", "2026-11-22T02:00:01.5+00:00", {}),
         Promotion("v1", None, "deploy", "first", "2026-11-22T01:00:00+00:00", {}, by=""),
     ]
     lines = cli.render_models(rows, promotions, "auc", 5, "s3://b/models/")
-    assert lines[0] == "models in s3://b/models/ (newest first, 3 of 5; * = champion)"
+    assert lines[0] == (
+        "models in s3://b/models/ (one row per decision, newest first: 3 shown; 5 versions, "
+        "refits included; * = champion)"
+    )
+    assert lines[1].split() == ["VERSION", "CREATED", "AUC", "DECISION", "SERVING", "REASON"]
     assert lines[2].split() == [
         "v3",
         "2026-11-22",
         "03:00",
         "0.700",
         "hold",
+        "-",
         "challenger",
         "not",
         "better",
     ]
-    assert lines[3].startswith("* v2 ") and "0.812" in lines[3] and "deploy" in lines[3]
-    assert lines[4].split() == ["v1", "-", "-", "-", "(undecided)"]
+    assert lines[3].startswith("* v2 ") and lines[3].split()[5:8] == [
+        "deploy",
+        "v2-refit",
+        "better",
+    ]
+    assert lines[4].split() == ["v1", "-", "-", "-", "-", "(undecided)"]
+    assert lines[1].index("SERVING") == lines[3].index("v2-refit"), "the column lines up"
     assert lines[5] == "promotions (newest first):"
-    assert lines[6].split() == ["2026-11-22", "02:00:01", "deploy", "v2", "<-", "v1"]
+    assert lines[6].split() == ["2026-11-22", "02:00:01", "deploy", "v2-refit", "<-", "v1"]
     assert lines[8].split()[-2:] == ["(first", "champion)"]
     assert cli.render_models([], [], "auc", 0, "s3://b/models/")[1:] == [
         "  none yet: the first retrain saves one",

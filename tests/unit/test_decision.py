@@ -14,7 +14,15 @@ import pytest
 
 from retrain.config import GateConfig, load_config
 from retrain.datagen import generate
-from retrain.decision import RULES, Evidence, decide
+from retrain.decision import (
+    FLAG_CHAMPION_BELOW_FLOOR,
+    FLAG_WORSE,
+    RULES,
+    Evidence,
+    champion_vs_floor,
+    decide,
+    flags,
+)
 from retrain.evaluation import Comparison, compare_models
 from retrain.features import build_features
 from retrain.training import train_model
@@ -171,3 +179,59 @@ def test_drift_and_a_better_challenger_deploys(champion):
 def test_the_interval_is_reproducible(champion, newest):
     a = _compare(champion, champion, newest)
     assert (a.delta, a.low, a.high) == (0.0, 0.0, 0.0)
+
+
+# -- flags: decisions a reviewer must notice --------------------------------------------------
+
+
+def record_of(evidence: Evidence, gate: GateConfig = GATE) -> dict:
+    """A decision record as steps.retrain writes it (the parts flags read)."""
+    d = decide(evidence, gate)
+    cmp = evidence.comparison
+    return {
+        **d.as_dict(),
+        "version": "v",
+        "comparison": cmp.as_dict() if cmp else None,
+        "policy": {"gate": {"metric": gate.metric, "min_metric": gate.min_metric}},
+        "challenger_metrics": {"auc": evidence.challenger},
+        "champion_metrics": {"auc": cmp.champion} if cmp else None,
+    }
+
+
+def test_a_deploy_worse_with_confidence_is_flagged():
+    """July: the champion's scores drifted, the difference is inside the margin, the whole
+    interval is below 0: the policy deploys, the flag says "worse"."""
+    july = Evidence(0.7700, comparison(0.7700, 0.7738, -0.0058, -0.0018), prediction_drifted=True)
+    r = record_of(july)
+    assert (r["deploy"], r["rule"]) == (True, "non_inferior_after_change")
+    assert flags(r) == (FLAG_WORSE,)
+    # the interval touching 0 is not "worse with confidence"
+    r = record_of(Evidence(0.77, comparison(0.77, 0.7738, -0.0058, 0.0), prediction_drifted=True))
+    assert r["deploy"] and flags(r) == ()
+    # a hold worse with confidence is the policy doing its job
+    r = record_of(Evidence(0.75, comparison(0.75, 0.80, -0.07, -0.03), data_drifted=True))
+    assert not r["deploy"] and flags(r) == ()
+
+
+def test_a_floor_hold_with_the_champion_below_the_floor_is_flagged():
+    """September: 0.594 < 0.60 holds, and the champion scored 0.580 on the same rows."""
+    september = Evidence(0.594, comparison(0.594, 0.580, 0.006, 0.022))
+    r = record_of(september)
+    assert (r["deploy"], r["rule"]) == (False, "below_floor")
+    assert flags(r) == (FLAG_CHAMPION_BELOW_FLOOR,)
+    assert champion_vs_floor(r) == (0.580, 0.6)
+    # the champion above the floor: the floor did its job
+    r = record_of(Evidence(0.594, comparison(0.594, 0.65, -0.07, -0.04)))
+    assert r["rule"] == "below_floor" and flags(r) == ()
+    # no comparison recorded: read the champion's metrics
+    r = record_of(september) | {"comparison": None}
+    assert flags(r) == (FLAG_CHAMPION_BELOW_FLOOR,)
+    # the first model has no champion to compare
+    assert flags(record_of(Evidence(0.55))) == ()
+
+
+def test_flags_tolerate_partial_and_odd_records():
+    assert flags({}) == ()
+    assert flags({"deploy": True, "comparison": {"high": "x"}}) == ()
+    assert flags({"deploy": True, "comparison": {"high": math.nan}}) == ()
+    assert flags({"deploy": False, "rule": "below_floor", "comparison": {"champion": 0.5}}) == ()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from jinja2 import meta
 
-from retrain import reports
+from retrain import report_index, reports, run_pages
 from retrain.config import DriftConfig, GateConfig
 from retrain.decision import Evidence, decide
 from retrain.evaluation import Comparison
@@ -215,7 +215,7 @@ class FakeStorage:
 
 def test_publish_index_links_everything_relatively() -> None:
     store = FakeStorage()
-    key = reports.publish_index(
+    key = report_index.publish_index(
         store,  # type: ignore[arg-type]
         "reports/",
         champion={
@@ -256,7 +256,7 @@ def test_publish_index_links_everything_relatively() -> None:
 
 
 def test_index_without_anything_yet() -> None:
-    page = reports.render_index(champion=None, latest_decisions=[], latest=[])
+    page = report_index.render_index(champion=None, latest_decisions=[], latest=[])
     assert "No champion deployed yet" in page and "No retraining runs yet" in page
     assert parse(page).hrefs == []
 
@@ -356,7 +356,7 @@ PAGES: dict[str, Callable[[], str]] = {
         },
         [HOSTILE],
     ),
-    "index": lambda: reports.render_index(
+    "index": lambda: report_index.render_index(
         champion={
             "version": HOSTILE,
             "deployed_at": HOSTILE_ATTR,
@@ -366,6 +366,15 @@ PAGES: dict[str, Callable[[], str]] = {
         latest_decisions=[{"version": HOSTILE, "outcome": HOSTILE, "drift": True}],
         latest=[{"at": HOSTILE, "name": HOSTILE, "status": HOSTILE, "link": HOSTILE}],
         history_page="javascript:alert(1)",
+    ),
+    "run": lambda: run_pages.render_run(
+        run_pages.view(
+            "watchdog",
+            HOSTILE,
+            HOSTILE_ATTR,
+            {"check_health": {"facts": {HOSTILE: HOSTILE}, "active": [HOSTILE], "alerts": []}},
+            lambda path: True,
+        )
     ),
 }
 
@@ -775,7 +784,7 @@ def test_index_puts_incidents_holds_and_rejections_first() -> None:
         "version": "v2"
     }
     older_hold = {"version": "v1", "deploy": False, "rule": "not_better", "reason": "old"}
-    page = reports.render_index(
+    page = report_index.render_index(
         champion={"version": "v2-refit", "decision_version": "v2", "deployed_at": "x"},
         latest_decisions=[held, deployed, older_hold],
         latest=[
@@ -842,16 +851,21 @@ def test_index_puts_incidents_holds_and_rejections_first() -> None:
     decisions = {
         cells[0]: cells for cls, cells in c.rows if cells and cells[0] in ("v1", "v2", "v3")
     }
-    assert decisions["v3"][1:3] == ["held", "inferior_after_change"]
-    assert decisions["v3"][4] == "-0.0300 [-0.0450, -0.0150]"
-    assert decisions["v2"][1:3] == ["deployed", "better"]
+    # one line each: the clause that decided and the numbers; the full reason is on its page
+    assert decisions["v3"][1:3] == [
+        "held",
+        "something changed but the challenger is not non-inferior; auc 0.7800 vs 0.8100, "
+        "-0.0300 [-0.0450, -0.0150]",
+    ]
+    assert decisions["v2"][1] == "deployed" and decisions["v2"][2].startswith("better with")
+    assert held["reason"] not in page and deployed["reason"] not in page
     assert 'class="badge bad">held<' in page and 'class="badge warn">held<' in page
     assert 'class="badge ok">deployed<' in page
     assert "Open incidents" in page and "Published 2026-11-30 10:00 UTC." in page
 
 
 def test_index_all_clear() -> None:
-    page = reports.render_index(
+    page = report_index.render_index(
         champion=None,
         latest_decisions=[{"version": "v1", "deploy": True, "rule": "first_model"}],
         latest=[],
@@ -889,7 +903,7 @@ PAGES["decision_new_shape"] = hostile_decision
 PAGES["drift_new_shape"] = lambda: reports.render_drift(
     HOSTILE, hostile_drift(), policy={"rule": HOSTILE, "share_threshold": 0.3}
 )
-PAGES["index_attention"] = lambda: reports.render_index(
+PAGES["index_attention"] = lambda: report_index.render_index(
     champion={"version": HOSTILE, "decision_version": HOSTILE_ATTR, "deployed_at": HOSTILE},
     latest_decisions=[{"version": HOSTILE, "deploy": False, "rule": HOSTILE, "reason": HOSTILE}],
     latest=[{"kind": "training set", "status": "rejected", "name": HOSTILE, "link": HOSTILE}],
@@ -903,3 +917,181 @@ PAGES["index_attention"] = lambda: reports.render_index(
 @pytest.mark.parametrize("kind", ["decision_new_shape", "drift_new_shape", "index_attention"])
 def test_script_is_escaped_on_the_new_shapes(kind: str) -> None:
     test_script_is_escaped_on_every_page_kind(kind)
+
+
+# -- issue 20: flags, one model identity, an index that stays short ---------------------------
+
+JULY = Comparison("auc", 0.7700, 0.7738, -0.0038, -0.0058, -0.0018, 0.95, 1000, 5000)
+SEPTEMBER = Comparison("auc", 0.594, 0.580, 0.014, 0.006, 0.022, 0.95, 1000, 5000)
+
+
+def july() -> dict[str, Any]:
+    """Deployed after a change although worse with confidence, within the margin (0.01)."""
+    r = record(JULY, data_drifted=True) | {"version": "v7"}
+    assert (r["deploy"], r["rule"]) == (True, "non_inferior_after_change")
+    return r
+
+
+def september() -> dict[str, Any]:
+    """Held on the floor while the champion scored lower still on the same rows."""
+    r = record(SEPTEMBER) | {"version": "v9"}
+    assert (r["deploy"], r["rule"]) == (False, "below_floor")
+    return r
+
+
+def test_the_decision_page_says_what_needs_a_look() -> None:
+    page = reports.render_decision("v7", july(), {"auc": 0.77}, {"auc": 0.7738}, None)
+    assert_safe(page)
+    assert "Needs a look" in page
+    assert "deployed although worse with confidence (within the margin)" in page
+    assert "-0.0058 to -0.0018" in page and "worse with 95% confidence" in page
+    page = reports.render_decision("v9", september(), {"auc": 0.594}, {"auc": 0.58}, None)
+    assert "held on the floor while the champion is also below it on the same rows" in page
+    assert "The champion scored 0.5800 on the same rows, below the floor 0.6000" in page
+    assert "beat it by +0.0140" in page
+    plain = record(Comparison("auc", 0.84, 0.80, 0.04, 0.02, 0.06, 0.95, 1000, 2000))
+    assert "Needs a look" not in reports.render_decision("v1", plain, {"auc": 0.84}, None, None)
+
+
+def test_the_decision_page_says_what_the_serving_refit_learned_from() -> None:
+    r = july() | {
+        "serving_version": "v7-refit",
+        "serving_n_train": 4_070_000,
+        "serving_sampled_from": 20_000_000,
+    }
+    page = reports.render_decision("v7", r, {"auc": 0.77}, {"auc": 0.7738}, None)
+    text = html.unescape(re.sub(r"\s+", " ", page))
+    assert "Deployed as v7-refit" in text
+    assert "a seeded sample of 4070000 of 20000000 rows" in text
+    r = r | {"serving_n_train": 12000, "serving_sampled_from": 0}
+    text = re.sub(r"\s+", " ", reports.render_decision("v7", r, {"auc": 0.77}, None, None))
+    assert "(12000 rows)" in text and "seeded sample of" not in text.split("Deployed as")[1][:200]
+
+
+def test_a_decision_page_is_published_under_both_ids() -> None:
+    store = FakeStorage()
+    r = july() | {"serving_version": "v7-refit"}
+    key = reports.publish_decision(
+        store,  # type: ignore[arg-type]
+        "reports/",
+        "v7",
+        r,
+        r["challenger_metrics"],
+        r["champion_metrics"],
+        None,
+        also_as=("v7-refit",),
+    )
+    assert key == "reports/decisions/v7.html"
+    assert set(store.objects) == {"reports/decisions/v7.html", "reports/decisions/v7-refit.html"}
+    assert store.objects[key] == store.objects["reports/decisions/v7-refit.html"]
+    assert_relative(parse(store.objects[key][0].decode()).hrefs)
+
+
+def test_the_index_flags_decisions_and_names_one_model() -> None:
+    deployed = july() | {"serving_version": "v7-refit"}
+    held = september()
+    page = report_index.render_index(
+        champion={"version": "v7-refit", "decision_version": "v7", "deployed_at": "x"},
+        latest_decisions=[held, deployed],
+        latest=[],
+    )
+    c = assert_safe(page)
+    attention = [cells for cls, cells in c.rows if cls == "attention"]
+    assert [(a[0], a[1]) for a in attention] == [
+        ("flagged: held (below_floor)", "v9"),
+        ("flagged: deployed", "v7"),  # the model in service: down to the last deploy
+    ]
+    assert attention[0][4] == (
+        "held on the floor while the champion is also below it on the same rows"
+    )
+    rows = {cells[0]: cells for cls, cells in c.rows if cls == "decision"}
+    assert set(rows) == {"v9", "v7serving v7-refit"}, "a deploy is one row, its refit an attribute"
+    assert "deployed although worse with confidence" in rows["v7serving v7-refit"][2]
+    assert "decisions/v7.html" in c.hrefs and "decisions/v7-refit.html" not in c.hrefs
+    assert re.search(r"v7</a></span>\s*<p>serving v7-refit, deployed", page)
+    # each reason once: the decisions' reasons are on their pages, not here
+    assert deployed["reason"] not in page and held["reason"] not in page
+
+
+def test_the_index_lists_files_quarantined_since_the_last_accepted_one() -> None:
+    def file(n: int, status: str) -> dict[str, Any]:
+        return {
+            "at": f"2026-11-30T10:{n:02d}:00+00:00",
+            "kind": "file",
+            "name": f"landing/m{n}.csv",
+            "status": status,
+            "reason": f"12 of 40 expectations failed ({n})",
+            "link": f"validations/b/m{n}.html",
+        }
+
+    latest = [file(9, "quarantined"), file(8, "quarantined"), file(7, "passed")]
+    latest += [file(6, "quarantined")]  # before an accepted file: nothing to look at now
+    c = parse(report_index.render_index(champion=None, latest_decisions=[], latest=latest))
+    attention = [cells for cls, cells in c.rows if cls == "attention"]
+    assert [(a[0], a[1]) for a in attention] == [
+        ("quarantined", "landing/m9.csv"),
+        ("quarantined", "landing/m8.csv"),
+    ]
+    assert attention[0][4] == "12 of 40 expectations failed (9)"
+    assert "validations/b/m9.html" in c.hrefs
+    # a batch has no order: its quarantined files count beside its accepted one
+    batch = [file(5, "passed") | {"batch": "b5"}, file(4, "quarantined") | {"batch": "b5"}]
+    batch += [file(3, "quarantined") | {"batch": "b3"}]
+    c = parse(report_index.render_index(champion=None, latest_decisions=[], latest=batch))
+    assert [cells[1] for cls, cells in c.rows if cls == "attention"] == ["landing/m4.csv"]
+    many = [file(n, "quarantined") for n in range(20, 8, -1)]
+    c = parse(report_index.render_index(champion=None, latest_decisions=[], latest=many))
+    attention = [cells for cls, cells in c.rows if cls == "attention"]
+    assert len(attention) == report_index.ATTENTION_LIMIT + 1
+    assert attention[-1][1] == "and 7 more since the last accepted file"
+
+
+def test_the_index_prints_an_alert_reason_once_and_shortens_long_ones() -> None:
+    reason = "deploy: the data drifted, and the challenger is non-inferior: auc 0.77 vs 0.77"
+    long = "x" * 1000
+    page = report_index.render_index(
+        champion=None,
+        latest_decisions=[],
+        latest=[{"kind": "file", "name": "a.csv", "status": "quarantined", "reason": long}],
+        alerts=[
+            {
+                "at": "a",
+                "status": "notice",
+                "title": f"retrain deployed v7: {reason}",
+                "reason": reason,
+            },
+            {
+                "at": "b",
+                "status": "notice",
+                "title": "2 file(s) quarantined",
+                "reason": "bad.csv: x",
+            },
+        ],
+    )
+    assert page.count(reason) == 1
+    assert "2 file(s) quarantined: bad.csv: x" in html.unescape(re.sub(r"\s+", " ", page))
+    assert long not in page and "x" * (report_index.INDEX_REASON - 1) + "\u2026" in page
+
+
+def test_the_index_shows_a_bounded_part_of_the_history() -> None:
+    latest = [
+        {"at": "t", "kind": "file", "name": f"f{n}.csv", "status": "passed"} for n in range(50)
+    ]
+    c = parse(report_index.render_index(champion=None, latest_decisions=[], latest=latest))
+    names = [cells[2] for cls, cells in c.rows if len(cells) == 5 and cells[1] == "file"]
+    assert names == [f"f{n}.csv" for n in range(report_index.INDEX_HISTORY_ROWS)]
+
+
+def test_a_history_page_links_to_the_newest_page_it_does_not_show() -> None:
+    rows = [{"at": "t", "kind": "file", "name": "a.csv", "status": "passed"}]
+    assert 'href="page-000003.html">older' in reports.render_history_page(9, rows, older=3)
+    assert "older" not in reports.render_history_page(9, rows, older=None)
+    assert "older" not in reports.render_history_page(9, rows, older=-1)
+    assert 'href="page-000008.html">older' in reports.render_history_page(9, rows)
+
+
+def test_index_rendering_lives_in_its_own_module() -> None:
+    from pathlib import Path
+
+    assert len(Path(report_index.__file__).read_text().splitlines()) < 600
+    assert not hasattr(reports, "render_index") and not hasattr(reports, "publish_index")

@@ -91,3 +91,23 @@ def test_the_training_window_takes_the_newest_files(days, rows, expected):
     # row counts are read only for the files the window takes (plus none beyond): cost
     # follows the window, not history
     assert set(asked) <= set(expected)
+
+
+def test_the_refit_records_the_sample_it_learns_from(tmp_path: Path):
+    """Above the memory budget's row cap the serving refit learns from a seeded sample: its
+    record says how many rows, counted the way refit_streamed takes them, not every row."""
+    from dataclasses import replace
+
+    from retrain.steps.retrain import refit_sample
+    from retrain.trainset import _within_budget, budget_of
+
+    frame = build_features(generate(40_000, seed=3, start=datetime(2025, 1, 1)), DS)
+    ts = _staged(tmp_path, {"f/all.parquet": frame})
+    tight = replace(CFG, training=replace(CFG.training, memory_budget_mb=330))
+    n_train, sampled_from = refit_sample(ts, tight)
+    assert sampled_from == 40_000 and 10_000 < n_train < 40_000
+    rows, total = _within_budget(
+        ts.index, ts.rows, budget_of(tight, None, ts.index), tight.training.seed
+    )
+    assert (n_train, sampled_from) == (int(rows.sum()), total)
+    assert refit_sample(ts, CFG) == (40_000, 0), "within the budget: every row, no sample"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from retrain.config import WatchdogConfig
-from retrain.watchdog import Facts, Finding, check
+from retrain.watchdog import FLOOR_INCIDENT, Facts, Finding, champion_floor_reason, check
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 LIMITS = WatchdogConfig(
@@ -80,3 +80,66 @@ def test_a_streak_of_failed_retrains_alerts_at_the_limit() -> None:
     found = findings(streak_runs=3, streak_since="2026-11-30T08:00:00+00:00", streak_reason="x")
     assert found["watchdog:retrain_streak"].active
     assert "3 retrain runs in a row" in found["watchdog:retrain_streak"].reason
+
+
+SEPTEMBER = {
+    "version": "v9",
+    "deploy": False,
+    "rule": "below_floor",
+    "decided_at": "2026-11-30T11:00:00+00:00",
+    "champion_version": "v8-refit",
+    "conditions": {"floor": {"challenger": 0.594, "floor": 0.6, "passed": False}},
+    "comparison": {"metric": "auc", "challenger": 0.594, "champion": 0.58, "delta": 0.014},
+    "policy": {"gate": {"metric": "auc", "min_metric": 0.6}},
+}
+
+
+def test_a_champion_below_the_floor_is_a_finding_until_another_model_serves() -> None:
+    reason = champion_floor_reason(SEPTEMBER, "v8-refit")
+    assert "v8-refit scored 0.5800" in reason and "floor 0.6000" in reason
+    assert "0.5940" in reason and "v9" in reason
+    found = findings(champion_below_floor=reason)[FLOOR_INCIDENT]
+    assert found.active and found.reason == reason and found.title == "champion below the floor"
+    assert FLOOR_INCIDENT not in active(champion_below_floor="")
+    # another model serves (a deploy or a rollback since the decision): over
+    assert champion_floor_reason(SEPTEMBER, "v10-refit") == ""
+    assert champion_floor_reason(SEPTEMBER, None) == ""
+    # the champion above the floor on the same rows, or a deploy: nothing wrong
+    above = SEPTEMBER | {"comparison": {**SEPTEMBER["comparison"], "champion": 0.61}}
+    assert champion_floor_reason(above, "v8-refit") == ""
+    assert champion_floor_reason(SEPTEMBER | {"deploy": True, "rule": "better"}, "v8-refit") == ""
+    assert champion_floor_reason(None, "v8-refit") == ""
+
+
+def test_the_floor_finding_opens_and_clears_through_incidents() -> None:
+    """apply() on the finding: one warning when it opens, none while open, one recovery."""
+    from retrain.watchdog import apply
+
+    class Memory:
+        def __init__(self) -> None:
+            self.open: set[str] = set()
+            self.sent: list[tuple[str, str]] = []
+
+        def warning(self, name, title, reason, *, links=()):
+            if name in self.open:
+                return None
+            self.open.add(name)
+            self.sent.append(("warning", title))
+            return ("warning", title)
+
+        def cleared(self, name, title, reason):
+            if name not in self.open:
+                return None
+            self.open.discard(name)
+            self.sent.append(("recovered", title))
+            return ("recovered", title)
+
+    incidents = Memory()
+    reason = champion_floor_reason(SEPTEMBER, "v8-refit")
+    for _ in range(2):
+        apply(incidents, check(Facts(now=NOW, champion_below_floor=reason), LIMITS))  # type: ignore[arg-type]
+    apply(incidents, check(Facts(now=NOW), LIMITS))  # type: ignore[arg-type]
+    assert incidents.sent == [
+        ("warning", "champion below the floor"),
+        ("recovered", "champion below the floor: cleared"),
+    ]

@@ -14,11 +14,10 @@ not:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +27,7 @@ from retrain.alerts import Alert, Incidents, first_line
 from retrain.config import Config
 from retrain.history import Entry, History
 from retrain.keys import classify_landing_key
-from retrain.layout import Layout
+from retrain.layout import Layout, run_token
 from retrain.ledger import Claim, IdIndex, Ledger
 from retrain.steps.reporting import publish_index
 from retrain.steps.validate import IO_THREADS, FileVerdict, validate_files
@@ -38,8 +37,9 @@ log = logging.getLogger(__name__)
 
 
 def batch_id_for(run_id: str) -> str:
-    """A short, stable batch id per DAG run: a retried task writes to the same place."""
-    return hashlib.sha256(run_id.encode()).hexdigest()[:12]
+    """A short, stable batch id per DAG run: a retried task writes to the same place, and the
+    run's "Reports" tab finds the batch's page (``layout.run_token``)."""
+    return run_token(run_id)
 
 
 def landed_files(storage: S3Storage, cfg: Config) -> list[dict[str, Any]]:
@@ -79,6 +79,9 @@ class IngestResult:
     outcomes: tuple[FileOutcome, ...]
     skipped: tuple[dict[str, str], ...]
     summary_key: str | None
+    # the quarantine notice, recorded before the index was published (so the index lists it);
+    # not part of as_dict: the alert itself is in the bucket's history
+    notice: Alert | None = field(default=None, compare=False)
 
     @property
     def raw_keys(self) -> tuple[str, ...]:
@@ -165,7 +168,13 @@ def route_batch(
             )
         else:
             outcomes.append(finished[i])
-    summary_key = _publish(storage, cfg, batch_id, outcomes) if outcomes else None
+    summary_key, notice = None, None
+    if outcomes:  # the notice first, then the index: the index shows the alert it describes
+        summary_key = _publish(storage, cfg, batch_id, outcomes, index=False)
+        notice = _quarantine_notice(
+            Incidents(storage, layout), storage, batch_id, outcomes, summary_key
+        )
+        publish_index(storage, cfg)
     accepted_now = [o for o in outcomes if o.valid]
     with statsd.Metrics.from_config(cfg.metrics) as m:
         statsd.record_batch(
@@ -185,7 +194,7 @@ def route_batch(
                 "accepted_at": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         )
-    return IngestResult(batch_id, tuple(outcomes), tuple(skipped), summary_key)
+    return IngestResult(batch_id, tuple(outcomes), tuple(skipped), summary_key, notice)
 
 
 def _map(pool: ThreadPoolExecutor, fn: Any, items: list[Any]) -> list[Any]:
@@ -322,8 +331,16 @@ def _report(claim: Claim, failed: tuple[dict[str, Any], ...]) -> dict[str, Any]:
     }
 
 
-def _publish(storage: S3Storage, cfg: Config, batch_id: str, outcomes: list[FileOutcome]) -> str:
-    """The batch's page, its lines in the history, the index: the same cost on day 1000."""
+def _publish(
+    storage: S3Storage,
+    cfg: Config,
+    batch_id: str,
+    outcomes: list[FileOutcome],
+    *,
+    index: bool = True,
+) -> str:
+    """The batch's page, its lines in the history, the index (``index``; False: the caller
+    publishes it, after its alert): the same cost on day 1000."""
     rp = cfg.storage.reports_prefix
     at = datetime.now(UTC).isoformat(timespec="seconds")
     pages = {o.source_key: _result_page(o.result_key, rp) for o in outcomes}
@@ -353,7 +370,8 @@ def _publish(storage: S3Storage, cfg: Config, batch_id: str, outcomes: list[File
             for o in outcomes
         ]
     )
-    publish_index(storage, cfg)
+    if index:
+        publish_index(storage, cfg)
     return key
 
 
@@ -367,8 +385,24 @@ def _result_page(result_key: str | None, reports_prefix: str) -> str | None:
 def alert_quarantined(
     incidents: Incidents, storage: S3Storage, result: IngestResult
 ) -> Alert | None:
-    """One notice per batch that quarantined files: which, why, where the reports are."""
-    bad = result.quarantined
+    """One notice per batch that quarantined files: which, why, where the reports are.
+    :func:`route_batch` records it before it publishes the index; this returns that one
+    (recording it here only for a result that has none)."""
+    if result.notice is not None:
+        return result.notice
+    return _quarantine_notice(
+        incidents, storage, result.batch_id, result.outcomes, result.summary_key
+    )
+
+
+def _quarantine_notice(
+    incidents: Incidents,
+    storage: S3Storage,
+    batch_id: str,
+    outcomes: Iterable[FileOutcome],
+    summary_key: str | None,
+) -> Alert | None:
+    bad = [o for o in outcomes if not o.valid]
     if not bad:
         return None
     shown = "; ".join(
@@ -376,11 +410,11 @@ def alert_quarantined(
     )
     more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
     links = [storage.uri(o.report_key) for o in bad[:3] if o.report_key]
-    if result.summary_key:
-        links.insert(0, storage.uri(result.summary_key))
+    if summary_key:
+        links.insert(0, storage.uri(summary_key))
     return incidents.notice(
         "ingest:quarantined",
-        f"{len(bad)} file(s) quarantined in batch {result.batch_id}",
+        f"{len(bad)} file(s) quarantined in batch {batch_id}",
         shown + more,
         links=tuple(links),
     )

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from retrain import reports
+from retrain import report_index
 from retrain.alerts import Incidents
 from retrain.config import Config
 from retrain.history import History
@@ -47,6 +47,19 @@ def _decision_records(
     return records
 
 
+def one_per_decision(records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per decision, newest first: a deploy is one entry (the evaluated version,
+    ``serving_version`` naming its refit). The refit's copy is newer and complete, so it stands
+    for both; a lone evaluated record (the refit not saved yet) stands for itself."""
+    out, seen = [], set()
+    for version, record in records.items():
+        evaluated = str(record.get("version") or version)
+        if evaluated not in seen:
+            seen.add(evaluated)
+            out.append(record)
+    return out
+
+
 def publish_index(storage: S3Storage, cfg: Config) -> str:
     """Rebuild reports/index.html: a fixed amount of reading and writing, whatever the history:
     the newest versions' decisions, the open incidents (their prefix holds only open ones), the
@@ -54,12 +67,7 @@ def publish_index(storage: S3Storage, cfg: Config) -> str:
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     champion = registry.champion()
     records = _decision_records(registry)
-    decisions, seen = [], set()
-    for version, record in records.items():
-        evaluated = str(record.get("version") or version)
-        if evaluated not in seen:  # the refit's copy (newer) first, its evaluated version's not
-            seen.add(evaluated)
-            decisions.append(record)
+    decisions = one_per_decision(records)
     pointer = None
     if champion:
         record = (
@@ -67,7 +75,7 @@ def publish_index(storage: S3Storage, cfg: Config) -> str:
             if champion.version in records
             else registry.load_decision(champion.version)
         )
-        # the champion is a refit: its decision page is the evaluated version's
+        # the champion is a refit: the decision (and the model's name) is the evaluated version's
         pointer = asdict(champion) | {
             "decision_version": (record or {}).get("version") or champion.version
         }
@@ -82,7 +90,7 @@ def publish_index(storage: S3Storage, cfg: Config) -> str:
     streak = incidents.streak()
     history = History(storage, layout)
     newest = history.newest_page()
-    return reports.publish_index(
+    return report_index.publish_index(
         storage,
         rp,
         champion=pointer,

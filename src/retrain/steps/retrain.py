@@ -24,11 +24,11 @@ from retrain import metrics as statsd
 from retrain import reports
 from retrain.alerts import Alert, Incidents, first_line
 from retrain.config import Config
-from retrain.decision import Evidence, decide
+from retrain.decision import FLAG_WORSE, Evidence, decide, flags
 from retrain.drift import DriftReport, compare, reference_profile
 from retrain.evaluation import Comparison, compare_models
 from retrain.history import Entry, History
-from retrain.layout import Layout
+from retrain.layout import Layout, run_token
 from retrain.registry import ChampionChanged, ModelRegistry
 from retrain.steps.features import feature_rows
 from retrain.steps.reporting import champion_history, publish_index
@@ -36,9 +36,11 @@ from retrain.steps.training_set import StagedSet, memory_use, staged_training_se
 from retrain.storage import S3Storage
 from retrain.training import Metrics, Model, metrics_of
 from retrain.trainset import (
+    budget_of,
     newest_rows,
     predict_streamed,
     refit_streamed,
+    sample_rows,
     split_by_time,
     train_streamed,
 )
@@ -175,7 +177,7 @@ def _record_training_check(
     """The check's result (JSON and page) under reports/training/, its line in the history, and
     (for a rejection, which no deploy will follow) the index."""
     layout = Layout.of(cfg)
-    report_key = layout.training_report_key(hashlib.sha256(run_name.encode()).hexdigest()[:12])
+    report_key = layout.training_report_key(run_token(run_name))
     storage.put_json(
         report_key,
         {
@@ -384,6 +386,8 @@ class DecisionRecord:
     training_rows: int = 0
     replaced_rows: int = 0  # rows an upsert replaced by newer rows with the same id
     serving_version: str | None = None  # the refit on every row that deploy promotes
+    serving_n_train: int = 0  # rows the refit learned from (set by refit_for_serving)
+    serving_sampled_from: int = 0  # ... a seeded sample of this many (0: all of them)
     n_train: int = 0  # rows the challenger learned from
     sampled_from: int = 0  # ... a seeded sample of this many, within the memory budget (0: all)
     memory: dict[str, Any] = dataclasses.field(default_factory=dict)  # of the deciding task
@@ -492,6 +496,11 @@ def evaluate_and_decide(
 def _publish_decision(
     storage: S3Storage, cfg: Config, registry: ModelRegistry, record: dict[str, Any]
 ) -> None:
+    """The decision page, under the evaluated version and (a deploy) under its serving refit
+    too, so ``decisions/<either id>.html`` opens it: one rendering, the same bytes twice."""
+    versions = [record["version"]]
+    if record.get("serving_version") and record["serving_version"] != record["version"]:
+        versions.append(record["serving_version"])
     reports.publish_decision(
         storage,
         cfg.storage.reports_prefix,
@@ -501,21 +510,36 @@ def _publish_decision(
         record["champion_metrics"],
         record["drift"],
         champion_history=champion_history(registry, cfg.gate.metric),
+        also_as=tuple(versions[1:]),
     )
 
 
+def refit_sample(ts: StagedSet, cfg: Config) -> tuple[int, int]:
+    """(rows the refit learns from, rows it was sampled from or 0): what ``refit_streamed``
+    takes under the memory budget (the same budget and seeded sample), counted."""
+    rows = int(np.count_nonzero(ts.rows))
+    budget = budget_of(cfg, None, ts.index)
+    if rows <= budget.max_rows:
+        return rows, 0
+    sample = sample_rows(ts.index, ts.rows, budget.max_rows, cfg.training.seed)
+    return int(np.count_nonzero(sample)), rows
+
+
 def refit_for_serving(storage: S3Storage, cfg: Config, record: dict[str, Any]) -> dict[str, Any]:
-    """For a deploy decision: the serving model, refit on every pinned row for the challenger's
-    number of rounds, saved as its own version (``refit_of`` the evaluated one) and named in the
-    record as ``serving_version``. A hold returns the record unchanged."""
+    """For a deploy decision: the serving model, refit on every pinned row (or, above the memory
+    budget, on its seeded sample) for the challenger's number of rounds, saved as its own
+    version (``refit_of`` the evaluated one) and named in the record as ``serving_version``,
+    with what it learned from (``serving_n_train``, ``serving_sampled_from``). A hold returns
+    the record unchanged."""
     if not record["deploy"]:
         return record
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     evaluated = registry.load_metadata(record["version"])
     with staged_training_set(storage, cfg, evaluated["feature_keys"]) as ts:
+        n_train, sampled_from = refit_sample(ts, cfg)
         model = refit_streamed(ts.paths, ts.index, ts.rows, cfg, int(evaluated["best_iteration"]))
         profile = _reference(ts, ts.rows, model, cfg)
-        data, n_rows = snapshot(ts, cfg), ts.n_rows
+        data = snapshot(ts, cfg)
     serving = registry.new_version()
     _save(
         registry,
@@ -524,18 +548,34 @@ def refit_for_serving(storage: S3Storage, cfg: Config, record: dict[str, Any]) -
         model,
         profile,
         {
-            **{k: v for k, v in evaluated.items() if k not in ("created_at", "new_keys", "memory")},
+            **{
+                k: v
+                for k, v in evaluated.items()
+                if k not in ("created_at", "new_keys", "memory", "sampled_from")
+            },
             "refit_of": record["version"],
             "snapshot": data,
-            "n_train": n_rows,
+            "n_train": n_train,
+            "sampled_from": sampled_from,
             "n_holdout": 0,
             "memory": memory_use(cfg, "refit").as_dict(),
         },
     )
-    out = record | {"serving_version": serving}
-    registry.record_decision(serving, out)
+    out = record | {
+        "serving_version": serving,
+        "serving_n_train": n_train,
+        "serving_sampled_from": sampled_from,
+    }
+    registry.record_decision(serving, out)  # the refit's copy: what it serves for
+    registry.record_decision(record["version"], out)  # one decision, its refit an attribute
     _publish_decision(storage, cfg, registry, out)
-    log.info("serving model %s: %s refit on all %d rows", serving, record["version"], n_rows)
+    log.info(
+        "serving model %s: %s refit on %d rows%s",
+        serving,
+        record["version"],
+        n_train,
+        f" (a seeded sample of {sampled_from})" if sampled_from else "",
+    )
     return out
 
 
@@ -563,21 +603,30 @@ def record_outcome(
     notice with the decision report: a deploy because something changed (drift, a degraded
     champion); a hold that is not the policy doing its job ("not better with confidence") but
     a challenger below the floor, with an undefined metric or inferior after a change, or a
-    champion moved under the decision."""
+    champion moved under the decision; and any decision :func:`retrain.decision.flags` flags,
+    its flags first. Then the index is published again, so its alerts and streak match."""
     rule = record.get("rule", "")
+    marks = flags(record)
     if result.deployed:
         incidents.reset_streak()
         notable, name = rule == "non_inferior_after_change", "retrain:deployed"
-        title = f"retrain deployed {result.version} after a change: {first_line(result.reason)}"
+        title = f"retrain deployed {result.version} after a change"
+        if FLAG_WORSE in marks:
+            title = f"retrain deployed {result.version} although worse with confidence"
     else:
         streak = incidents.bump_streak(run, result.reason)
         notable = rule in ("undefined", "below_floor", "inferior_after_change") or record["deploy"]
         name = "retrain:held"
         title = f"retrain held the champion ({streak.runs} run(s) in a row without a deploy)"
-    if not notable:
-        return None
-    page = reports.report_keys(cfg.storage.reports_prefix, record["version"]).decision
-    return incidents.notice(name, title, result.reason, links=(storage.uri(page),))
+    alert = None
+    if notable or marks:
+        page = reports.report_keys(cfg.storage.reports_prefix, record["version"]).decision
+        reason = first_line(result.reason)
+        if marks:
+            reason = f"FLAGGED: {'; '.join(marks)}. {reason}"
+        alert = incidents.notice(name, title, reason, links=(storage.uri(page),))
+    publish_index(storage, cfg)
+    return alert
 
 
 def deploy(storage: S3Storage, cfg: Config, record: dict[str, Any]) -> DeployResult:
