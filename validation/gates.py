@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from retrain.clip import shown
 from retrain.config import Config, DatasetConfig
 from retrain.tables import as_text, parse_timestamps
+from validation.bounds import MESSAGE_CHARS, bounded_item, column_set_reason, quoted
 from validation.context import (
     DATASOURCE,
     RAW_CHECKPOINT,
@@ -61,18 +63,12 @@ class FailedExpectation:
         count = result.get("unexpected_count")
         plural = "s" if count != 1 else ""
         rows = f"{count} row{plural}"
-        examples = ", ".join(repr(v) for v in _unique_examples(result, _EXAMPLES))
+        examples = ", ".join(quoted(v) for v in _unique_examples(result, _EXAMPLES))
         match self.expectation_type:
             case "file_readable":
-                return f"file could not be read: {self.details.get('error')}"
+                return f"file could not be read: {shown(self.details.get('error'), 500)}"
             case "expect_table_columns_to_match_set":
-                mismatched = _mismatched(result)
-                if extra := mismatched.get("unexpected"):
-                    return (
-                        f"unexpected column(s) {extra} (not in the config; "
-                        'set [validation] extra_columns = "ignore" to drop them)'
-                    )
-                return f"column(s) {mismatched.get('missing', [])} missing"
+                return column_set_reason(_mismatched(result), kwargs.get("column_set") or [])
             case "expect_column_to_exist":
                 return f"column {col} missing"
             case "expect_table_row_count_to_be_between":
@@ -89,7 +85,8 @@ class FailedExpectation:
                 bounds = f"[{_num(kwargs.get('min_value'))}, {_num(kwargs.get('max_value'))}]"
                 return f"{col} out of range {bounds} ({rows}, e.g. {examples})"
             case "expect_column_values_to_be_in_set":
-                return f"{col} has unknown values {_unique_examples(result, 10)} ({rows})"
+                unknown = ", ".join(quoted(v) for v in _unique_examples(result, 10))
+                return f"{col} has unknown values [{unknown}] ({rows})"
             case "expect_column_values_to_be_in_type_list":
                 return f"{col} not parseable as timestamps ({rows}, e.g. {examples})"
             case "expect_column_values_to_be_unique":
@@ -486,7 +483,7 @@ def validate_training_set(df: pd.DataFrame, cfg: Config, *, run_name: str) -> Ga
 
 def unreadable_file_result(name: str, error: BaseException | str, cfg: Config) -> GateResult:
     """A failed raw result for a file :func:`retrain.tables.read_table` could not parse."""
-    message = str(error)
+    message = shown(str(error), MESSAGE_CHARS)
     failure = FailedExpectation("file_readable", None, {"file": name, "error": message})
     return GateResult(
         success=False,
@@ -610,6 +607,9 @@ def _release_batch(context: EphemeralDataContext) -> None:
 
 
 def gate_result(validation: dict[str, Any], columns: tuple[str, ...]) -> GateResult:
+    """GX's validation result as a :class:`GateResult`, every value it quotes from the data
+    bounded (:func:`bounded`): it travels into reasons, reports, claims and XComs."""
+    validation = {**validation, "results": [bounded_item(i) for i in validation["results"]]}
     failed = []
     for item in validation["results"]:
         if item["success"]:
@@ -671,7 +671,7 @@ def _short(message: str | None) -> str | None:
     if message is None:
         return None
     first = message.strip().splitlines()[0] if message.strip() else message
-    return first[:200]
+    return shown(first, 200)
 
 
 def _unique_examples(result: dict[str, Any], limit: int) -> list[Any]:

@@ -25,6 +25,14 @@ class AirflowApiError(RuntimeError):
     """The api-server answered with an error or could not be reached."""
 
 
+def _earlier(errors: list[str]) -> str:
+    """The errors of the tries before the last, for the final error only (a line of its own, so
+    that a one-line summary of the error shows the last try's)."""
+    if not errors:
+        return ""
+    return f"\n(after {len(errors)} earlier tries: {'; '.join(errors)})"
+
+
 @dataclass(frozen=True)
 class DagRun:
     dag_id: str
@@ -91,6 +99,9 @@ class AirflowApi:
             data, method = json.dumps(body).encode(), "POST"
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        # A 5xx is mostly a busy metadata database (SQLite locked) and the next try succeeds:
+        # retries are logged at DEBUG only, their errors told only if the last try fails too.
+        earlier: list[str] = []
         for attempt in range(SERVER_ERROR_ATTEMPTS):
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -98,12 +109,14 @@ class AirflowApi:
             except urllib.error.HTTPError as exc:
                 text = exc.read().decode(errors="replace")[:500]
                 if exc.code >= 500 and attempt + 1 < SERVER_ERROR_ATTEMPTS:
-                    log.warning("%s %s: HTTP %s, trying again: %s", method, path, exc.code, text)
-                    time.sleep(2**attempt)  # a busy metadata database (SQLite locked): transient
+                    log.debug("%s %s: HTTP %s, trying again: %s", method, path, exc.code, text)
+                    earlier.append(f"HTTP {exc.code}: {' '.join(text.split())[:200]}")
+                    time.sleep(2**attempt)
                     continue
-                raise AirflowApiError(f"{method} {path}: HTTP {exc.code}: {text}") from exc
+                error = f"{method} {path}: HTTP {exc.code}: {text}"
+                raise AirflowApiError(error + _earlier(earlier)) from exc
             except (urllib.error.URLError, OSError) as exc:
-                raise AirflowApiError(f"{method} {path}: {exc}") from exc
+                raise AirflowApiError(f"{method} {path}: {exc}" + _earlier(earlier)) from exc
         raise AssertionError("unreachable")
 
     def get_json(self, path: str, **params: Any) -> Any:

@@ -66,6 +66,8 @@ class Alert:
         lines = [self.reason]
         if self.status == "still_failing":
             lines.append(f"still failing since {self.since}, {self.runs} runs")
+        elif self.status == "recovered" and self.since and self.incident.startswith("watchdog:"):
+            lines.append(f"first seen {self.since}")  # a finding, not a run: nothing "failed"
         elif self.status == "recovered" and self.since:
             lines.append(
                 f"was failing since {self.since}" + (f", {self.runs} runs" if self.runs else "")

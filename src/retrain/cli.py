@@ -164,10 +164,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _stack_state(root: Path) -> str:
+    """Running or not, naming the dead parts: one dead triggerer is not a stopped stack."""
     if (stack := devstack.load(root)) is None:
         return "none (bucket from the config and environment)"
-    state = "running" if devstack.running(root) else "NOT running"
-    return f"{state} ({stack.profile} profile)"
+    profile = f"({stack.profile} profile)"
+    if dead := devstack.dead_parts(stack):
+        logs = ", ".join(str(Path(stack.root) / "logs" / f"{name}.log") for name in dead)
+        return f"NOT running {profile}: {', '.join(dead)} dead; see {logs}"
+    if devstack.running(root):
+        return f"running {profile}"
+    return f"NOT running {profile}: every process lives, but Airflow does not answer healthy"
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:

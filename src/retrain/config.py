@@ -100,6 +100,9 @@ class ValidationConfig:
     training_max_positive_fraction: float = 0.6
     # A column the config does not name: "reject" quarantines the file, "ignore" drops the column.
     extra_columns: str = "reject"
+    # A landed file with a longer cell (bytes between delimiters, as stored) is quarantined
+    # before it is parsed: one unbalanced quote makes a cell of the rest of the file.
+    max_cell_bytes: int = 64 * 1024
 
 
 EXTRA_COLUMN_POLICIES = ("reject", "ignore")
@@ -117,6 +120,9 @@ class IngestConfig:
     # below the landing prefix, case-sensitive): left in landing/ untouched until renamed.
     ignore_patterns: tuple[str, ...] = (".*", "_*", "*.part", "*.tmp", "*.crdownload", "*.partial")
     validate_tasks: int = 2  # files of a batch are validated by this many parallel tasks
+    # A file whose validation killed its task process this many times (the OOM killer, a
+    # crashing parser: no Python error, no callback) is quarantined without being read again.
+    max_file_attempts: int = 2
 
 
 @dataclass(frozen=True)
@@ -466,8 +472,12 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{cfg.source}: {where} must be one of {allowed}, got {value!r}")
     if cfg.alerts.notifier == "sns" and not cfg.alerts.sns_topic_arn:
         raise ConfigError(f'{cfg.source}: [alerts] notifier = "sns" needs sns_topic_arn')
+    if cfg.validation.max_cell_bytes < 1024:
+        raise ConfigError(f"{cfg.source}: [validation] max_cell_bytes must be at least 1024")
     if cfg.ingest.validate_tasks < 1:
         raise ConfigError(f"{cfg.source}: [ingest] validate_tasks must be at least 1")
+    if cfg.ingest.max_file_attempts < 1:
+        raise ConfigError(f"{cfg.source}: [ingest] max_file_attempts must be at least 1")
     orch = cfg.orchestration
     for name in ("poll_interval", "idle_poll_interval"):
         if getattr(orch, name) <= 0:

@@ -68,6 +68,10 @@ LOCAL_KEY_ID = "local-stack"
 LOCAL_SECRET = "local-stack-secret"
 
 
+TASK_HEARTBEAT_TIMEOUT_S = 60  # [scheduler] task_instance_heartbeat_timeout of local stacks
+ORPHANS_CHECK_S = 15  # [scheduler] orphaned_tasks_check_interval of local stacks
+
+
 class StackError(RuntimeError):
     """The stack did not start, or is not running."""
 
@@ -243,6 +247,14 @@ def airflow_env(
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["worker_log"]),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["trigger_log"]),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # A task whose supervisor died stays "running", and what follows it waits, until
+            # Airflow notices (README, "Deploying"). With its scheduler alive: when its heartbeat
+            # is this old (default 300 s; supervisors beat every 5 s, so a minute is twelve
+            # missed beats). With the scheduler dead too (LocalExecutor's workers are its
+            # children): when the next scheduler looks for orphans of dead schedulers (default
+            # every 300 s), which resets them to run again.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(TASK_HEARTBEAT_TIMEOUT_S),
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(ORPHANS_CHECK_S),
             "AIRFLOW_CONN_RETRAIN_S3": json.dumps(conn),
             "RETRAIN_CONFIG": env.get("RETRAIN_CONFIG", str(code_root / "retrain.toml")),
             "RETRAIN__STORAGE__ENDPOINT_URL": s3_endpoint,
@@ -979,3 +991,9 @@ def _release(postgres_url: str, database: str, redis_url: str, redis_db: int) ->
     except Exception as exc:  # a service gone since: say what is left behind
         done.append(f"could not remove database {database} / Redis db {redis_db}: {exc}")
     return f"; {', '.join(done)}" if done else ""
+
+
+def dead_parts(stack: Stack) -> tuple[str, ...]:
+    """The names of the stack's recorded processes (``Stack.pids``) no longer alive: "NOT
+    running" alone does not say which part to look at (a dead triggerer, say)."""
+    return tuple(name for name, pid in stack.pids.items() if not _alive(pid))

@@ -19,6 +19,8 @@ here can leave its prefix.
     ledger/content/<sha256>.json                       accepted content (duplicate uploads)
     ledger/ids/<sha256>.parquet                        ids of accepted content (duplicate ids)
     ledger/staging/ids/<sha256>.parquet                ids of validated, not yet accepted content
+    ledger/attempts/<token>.json                       objects a task process is working on;
+                                                       left behind when it died (retrain.attempts)
     ledger/actions/<when>-<kind>-<token>.json          retract / replay records (who, when, why)
     ledger/incidents/<incident>.json                   open incidents (retrain.alerts)
     ledger/last_accepted.json                          the newest accepted file (data freshness)
@@ -177,6 +179,14 @@ class Layout:
 
     def staged_ids_key(self, sha256: str) -> str:
         return f"{self.s.ledger_prefix}staging/ids/{sha256}.parquet"
+
+    @property
+    def attempts_prefix(self) -> str:
+        return f"{self.s.ledger_prefix}attempts/"
+
+    def attempt_key(self, token: str) -> str:
+        """A marker of objects a task process is working on (``retrain.attempts``)."""
+        return f"{self.attempts_prefix}{token}.json"
 
     @property
     def actions_prefix(self) -> str:

@@ -17,12 +17,12 @@ import io
 import secrets
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from retrain.layout import Layout
+from retrain.layout import Layout, format_last_modified, object_id
 from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
 
 if TYPE_CHECKING:
@@ -194,6 +194,54 @@ class Ledger:
 
     def drop_staged_ids(self, sha256: str) -> None:
         self.storage.delete(self.layout.staged_ids_key(sha256))
+
+    def sweep_staged_ids(
+        self, older_than: timedelta, *, now: datetime | None = None
+    ) -> tuple[str, ...]:
+        """Delete the staged id files nothing will read again, older than ``older_than``; return
+        their keys.
+
+        Validation stages a file's ids (``staging/ids/<sha256>.parquet``) and finishing its
+        claim promotes them to ``ids/`` and drops the staged copy; a route killed in between,
+        or a file gone from landing/ before it was routed, leaves the staged copy behind. One
+        LIST of the staging prefix; only the old files cost a HEAD or two each. Kept: ids
+        recorded as accepted but not yet promoted (``content/`` without ``ids/``), and ids of
+        an accepted claim whose object is still in landing/ (the next run finishes it by
+        copying them). The grace period must outlast an ingest run (validation to routing), and
+        the sweep must not run beside a validation: call it from the route task, after routing.
+        """
+        cutoff = (now or datetime.now(UTC)) - older_than
+        prefix = self.layout.staged_ids_key("").removesuffix(".parquet")
+        old = [o for o in self.storage.iter_objects(prefix) if o.last_modified <= cutoff]
+        unfinished: set[str] | None = None  # read only if an old file has no content record
+        swept = []
+        for obj in old:
+            sha = obj.key.removeprefix(prefix).removesuffix(".parquet")
+            if self.storage.exists(self.layout.content_key(sha)):
+                if not self.storage.exists(self.layout.ids_key(sha)):
+                    continue  # recorded, not yet promoted: finishing copies them from here
+            else:
+                if unfinished is None:
+                    unfinished = self._unfinished_accepted(max(o.last_modified for o in old))
+                if sha in unfinished:
+                    continue
+            self.storage.delete(obj.key)
+            swept.append(obj.key)
+        return tuple(swept)
+
+    def _unfinished_accepted(self, staged_before: datetime) -> set[str]:
+        """The hashes of accepted claims not finished yet: their object is still in landing/
+        (it moves only after its content is recorded). Objects landed after ``staged_before``
+        cannot own an older staged file, so only the others' claims are read."""
+        hashes = set()
+        for obj in self.storage.iter_objects(self.layout.s.landing_prefix):
+            if obj.last_modified > staged_before:
+                continue
+            oid = object_id(obj.key, obj.etag, format_last_modified(obj.last_modified))
+            claim = self.get_claim(oid)
+            if claim is not None and claim.accepted and claim.sha256:
+                hashes.add(claim.sha256)
+        return hashes
 
     def id_index(self, pool: Executor | None = None) -> IdIndex:
         """All ids of accepted files. Reads one small Parquet file per accepted file (through

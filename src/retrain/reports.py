@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
+from retrain.clip import shown
+
 if TYPE_CHECKING:
     import jinja2
 
@@ -1250,13 +1252,19 @@ def render_validation_result(
         config = item.get("expectation_config") or {}
         kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k != "batch_id"}
         details = item.get("result") or {}
-        examples = list(dict.fromkeys(map(repr, details.get("partial_unexpected_list") or [])))
+        # Bounded already by validation.bounds; cut again for results written before that.
+        examples = list(
+            dict.fromkeys(
+                repr(shown(v)) if isinstance(v, str) else shown(repr(v))
+                for v in (details.get("partial_unexpected_list") or [])[:50]
+            )
+        )
         rows.append(
             _ExpectationRow(
                 ok=bool(item.get("success")),
                 expectation=config.get("type", "?"),
                 arguments=kwargs,
-                seen=details.get("observed_value", details.get("unexpected_count", "")),
+                seen=_clipped(details.get("observed_value", details.get("unexpected_count", ""))),
                 examples=examples[:5],
             )
         )
@@ -1269,6 +1277,11 @@ def render_validation_result(
         files=list(files),
         rows=rows,
     )
+
+
+def _clipped(value: Any, limit: int = 200) -> Any:
+    """``value`` as is, or cut to text of ~``limit`` characters when it prints longer."""
+    return value if len(text := str(value)) <= limit else shown(text, limit)
 
 
 def _publish(storage: S3Storage, key: str, page: str) -> str:

@@ -33,6 +33,19 @@ ACTIONS_LISTED = 5
 RUNS_PER_DAG = 3
 DECISIONS_SEARCHED = 3  # the newest versions may not be decided yet (training, or failed)
 ACTIVE = ("queued", "running")
+TASK_DONE = ("success", "skipped", "failed", "upstream_failed", "removed")
+WAITING_FOR_FILES = "waiting for files"
+# The ingest DAG's steps in order, by task id ("validate" stands for validate_0..n and
+# validate_large): an active run is at its first step with a task not done. Only the wait (poll
+# mode: wait_for_files, deferred in the triggerer) means no batch is taken; @continuous keeps
+# such a run there all the time.
+INGEST_STEPS = (
+    ("wait_for_files", WAITING_FOR_FILES),
+    ("take_batch", "taking its batch"),
+    ("validate", "validating its batch"),
+    ("route", "routing its batch"),
+    ("publish_raw", "publishing raw/"),
+)
 WIDTH = 100  # render clips lines here: one screen, no wrapping
 
 
@@ -89,6 +102,7 @@ class Run:
     ended: str = ""
     reason: str = ""  # failed runs: the incident's reason, else the failed task ids
     url: str = ""  # the run's reports in the Airflow UI (the plugin's run view)
+    phase: str = ""  # active runs: what it is doing (run_phase); "" unknown or not started
 
 
 @dataclass(frozen=True)
@@ -403,7 +417,37 @@ def _run(api: AirflowApi, run: DagRun, incident: Incident | None) -> Run:
     reason = ""
     if run.state == "failed":
         reason = _failed_reason(api, run, incident, started)
-    return Run(run.run_id, run.state, started, run.end_date or "", reason)
+    phase = _phase(api, run) if run.state in ACTIVE else ""
+    return Run(run.run_id, run.state, started, run.end_date or "", reason, phase=phase)
+
+
+def _phase(api: AirflowApi, run: DagRun) -> str:
+    """What an active run is doing, from its task instances; "" if Airflow does not say."""
+    from retrain.airflow_api import AirflowApiError
+
+    try:
+        tasks = api.task_instances(run.dag_id, run.run_id)
+    except AirflowApiError:
+        return ""
+    return run_phase(run.dag_id, [(t.task_id, t.state) for t in tasks])
+
+
+def run_phase(dag_id: str, tasks: list[tuple[str, str | None]]) -> str:
+    """An active run's phase from its ``(task_id, state)`` pairs. Ingest: its first step with a
+    task not done (:data:`INGEST_STEPS`), so a run waiting for files is told from one working
+    on a batch; other DAGs: their tasks under way. Every task done: "finishing" (the run is
+    not marked done yet); no task yet: ""."""
+    if not tasks:
+        return ""
+    if dag_id == "ingest":
+        for step, words in INGEST_STEPS:
+            states = [s for t, s in tasks if t == step or t.startswith(f"{step}_")]
+            if any(s not in TASK_DONE for s in states):
+                return words
+    under_way = [f"{t} {s}" for t, s in tasks if s is not None and s not in TASK_DONE]
+    if under_way:
+        return ", ".join(under_way)
+    return "between tasks" if any(s is None for _, s in tasks) else "finishing"
 
 
 def _failed_reason(api: AirflowApi, run: DagRun, incident: Incident | None, started: str) -> str:
@@ -481,6 +525,11 @@ def _landing_cause(s: Status) -> str:
     down = [p for p in ("triggerer", "scheduler") if s.health.get(p, "healthy") != "healthy"]
     if down:
         return f"Airflow's {' and '.join(down)} not healthy"
+    if run := _ingest_under_way(s):
+        return (
+            f"ingest run {run.run_id} has taken a batch and is still {run.phase} "
+            f"(started {_ago(run.started, s.at)})"
+        )
     if s.limits.arrival == "events":
         # no run between batches is normal here: the notifications, or the reconciler's sweep
         return (
@@ -492,6 +541,16 @@ def _landing_cause(s: Status) -> str:
     if ingest is not None and not any(r.state in ACTIVE for r in ingest.runs[:1]):
         return "no ingest run is waiting for files"
     return "is the triggerer running, and the ingest DAG waiting?"
+
+
+def _ingest_under_way(s: Status) -> Run | None:
+    """The ingest run working on a batch (validating, routing, publishing): not one waiting for
+    files, which with @continuous is always there, nor one Airflow told nothing about."""
+    ingest = s.dag("ingest")
+    run = ingest.runs[0] if ingest is not None and ingest.runs else None
+    if run is None or run.state not in ACTIVE or run.phase in ("", WAITING_FOR_FILES):
+        return None
+    return run
 
 
 def _retraining_now(s: Status) -> str:
@@ -534,6 +593,12 @@ def _not_retrained_yet(s: Status) -> str:
     if a is None or (d is not None and not _later(a.at, d.at)):
         return ""
     last = f"the last decision was {_when(d.at, s.at)}" if d else "no retrain has decided yet"
+    if run := _ingest_under_way(s):  # publishing raw/ is what starts features -> retrain
+        return (
+            f"{a.landed_as} was accepted {_when(a.at, s.at)} but {last}: ingest run "
+            f"{run.run_id} is still under way ({run.phase}, started {_ago(run.started, s.at)}); "
+            "features -> retrain follow once it has published raw/"
+        )
     return (
         f"{a.landed_as} was accepted {_when(a.at, s.at)} but {last}: "
         "features -> retrain should follow (runs unknown without the Airflow API)"
@@ -643,7 +708,8 @@ def _dag_line(d: DagView, now: str) -> str:
     if not d.runs:
         return "no runs" + (" (PAUSED)" if d.paused else "")
     latest, earlier = d.runs[0], d.runs[1:]
-    text = f"{latest.state:8} {latest.run_id} (started {_ago(latest.started, now)})"
+    phase = f"[{latest.phase}] " if latest.phase else ""  # before the long run id: not clipped
+    text = f"{latest.state:8} {phase}{latest.run_id} (started {_ago(latest.started, now)})"
     if latest.reason:
         text += f": {latest.reason}"
     if earlier:

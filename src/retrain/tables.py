@@ -8,7 +8,9 @@ file that passed into the typed frame the feature and training code relies on.
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
+import zlib
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from retrain.config import DatasetConfig
+from retrain.clip import shown
+from retrain.config import DatasetConfig, ValidationConfig
+from retrain.rawcheck import MAX_COLUMNS, LongCell, looks_like, scan_csv
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -28,6 +32,11 @@ PARQUET_SUFFIXES = (".parquet",)
 CSV_NA_VALUES = ("",)
 # Strings pandas parses relative to the clock; as event times in a data file they are garbage.
 _RELATIVE_TIMES = frozenset({"now", "today"})
+# Longer text is not a timestamp: it is refused as one without being tokenized (dateutil's
+# tokenizer, behind pd.to_datetime(format="mixed"), is worse than linear in a value's length).
+MAX_TIMESTAMP_CHARS = 64
+# [validation] max_cell_bytes' default: what reading enforces unless told otherwise.
+MAX_CELL_BYTES = ValidationConfig.max_cell_bytes
 
 
 class UnreadableFile(ValueError):
@@ -50,26 +59,40 @@ def file_format(name: str) -> str:
     raise UnreadableFile(name, f"unsupported file type (expected {expected})")
 
 
-def read_table(data: bytes, name: str, ds: DatasetConfig | None = None) -> pd.DataFrame:
+def read_table(
+    data: bytes,
+    name: str,
+    ds: DatasetConfig | None = None,
+    *,
+    max_cell_bytes: int | None = MAX_CELL_BYTES,
+) -> pd.DataFrame:
     """Parse a landed file's bytes by extension, keeping values as the user wrote them.
 
     With ``ds``, CSV columns configured as string/category are read as text, so ids like
     ``"00123"`` and categories like ``"1"`` survive. Every parse error becomes
-    :class:`UnreadableFile` naming the file: a file we cannot read is a validation failure.
+    :class:`UnreadableFile` naming the file: a file we cannot read is a validation failure, and
+    so is a CSV cell longer than ``max_cell_bytes`` (``None``: no limit) or a header wider than
+    :data:`retrain.rawcheck.MAX_COLUMNS`, found before parsing.
     """
-    fmt = _check_file(data, name)
+    fmt = _check_file(data, name, max_cell_bytes, column_limit(ds))
     with _unreadable(name, fmt):
         if fmt == "csv":
             frame = pd.read_csv(io.BytesIO(data), **_csv_options(name, ds))
         else:
             frame = pd.read_parquet(io.BytesIO(data))
+            _check_parquet_columns(name, len(frame.columns), column_limit(ds))
     if frame.columns.empty:
         raise UnreadableFile(name, "no columns found")
     return frame
 
 
 def iter_table(
-    data: bytes, name: str, ds: DatasetConfig | None, chunk_rows: int
+    data: bytes,
+    name: str,
+    ds: DatasetConfig | None,
+    chunk_rows: int,
+    *,
+    max_cell_bytes: int | None = MAX_CELL_BYTES,
 ) -> Iterator[pd.DataFrame]:
     """:func:`read_table`'s frame in chunks of at most ``chunk_rows`` rows, so a large file can
     be validated in memory bounded by the chunk size rather than by the file's row count.
@@ -79,12 +102,15 @@ def iter_table(
     chunk is text there and numbers elsewhere (:func:`validation.gates.raw_view` gives the
     same verdict either way). At least one chunk comes out (a file without rows gives an empty
     frame with its columns). Errors are :class:`UnreadableFile` as in :func:`read_table`: the
-    file type, an empty file and a missing header are found by this call, anything else (a bad
-    row, bad bytes, a truncated gzip stream) by the iteration that reaches it.
+    file type, an empty file, a missing header, what a file that is not CSV looks like, a CSV
+    cell over ``max_cell_bytes`` and a header over :data:`retrain.rawcheck.MAX_COLUMNS` columns
+    are found by this call (before any parsing), anything else (a bad row, bad bytes, a
+    truncated gzip stream, a Parquet cell over ``max_cell_bytes``) by the iteration that
+    reaches it.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    fmt = _check_file(data, name)
+    fmt = _check_file(data, name, max_cell_bytes, column_limit(ds))
     with _unreadable(name, fmt):
         if fmt == "csv":
             reader = pd.read_csv(io.BytesIO(data), chunksize=chunk_rows, **_csv_options(name, ds))
@@ -92,14 +118,78 @@ def iter_table(
         import pyarrow.parquet as pq
 
         parquet = pq.ParquetFile(io.BytesIO(data))  # reads the footer: not Parquet fails here
-        return _checked_chunks(name, fmt, _parquet_chunks(parquet, chunk_rows))
+        _check_parquet_columns(name, parquet.metadata.num_columns, column_limit(ds))
+        chunks = _parquet_chunks(parquet, chunk_rows, name, max_cell_bytes)
+        return _checked_chunks(name, fmt, chunks)
 
 
-def _check_file(data: bytes, name: str) -> str:
+def column_limit(ds: DatasetConfig | None) -> int:
+    """The widest header read: MAX_COLUMNS, or four times the dataset's own columns if that is
+    more (a wide dataset, with `extra_columns = "ignore"` room to spare)."""
+    return max(MAX_COLUMNS, 4 * len(ds.columns)) if ds is not None else MAX_COLUMNS
+
+
+def _check_file(data: bytes, name: str, max_cell_bytes: int | None, max_columns: int) -> str:
     fmt = file_format(name)
     if not data:
         raise UnreadableFile(name, "file is empty")
+    if fmt == "csv" and not name.lower().endswith(".gz") and (what := looks_like(data)):
+        raise UnreadableFile(name, f"looks like {what}, not CSV")
+    if fmt == "csv" and max_cell_bytes is not None:
+        _check_csv_shape(data, name, max_cell_bytes, max_columns)
     return fmt
+
+
+def _check_csv_shape(data: bytes, name: str, max_cell_bytes: int, max_columns: int) -> None:
+    """Refuse, before parsing, a CSV with a cell over the limit, a header over MAX_COLUMNS or
+    a gzip stream that decompresses too far. The reason never quotes the long value."""
+    gzipped = name.lower().endswith(".gz")
+    shape = scan_csv(data, gzipped, max_cell_bytes)
+    if shape.too_big is not None:
+        raise UnreadableFile(
+            name,
+            f"decompresses to more than {shape.too_big:,} bytes ({len(data):,} compressed): "
+            "refused as a gzip bomb",
+        )
+    if shape.columns > max_columns:
+        raise UnreadableFile(
+            name, f"{shape.columns:,} columns in the header (at most {max_columns:,} are read)"
+        )
+    if shape.long_cell is not None:
+        raise UnreadableFile(
+            name, _long_cell_reason(data, gzipped, shape.long_cell, max_cell_bytes)
+        )
+
+
+def _long_cell_reason(data: bytes, gzipped: bool, cell: LongCell, max_cell_bytes: int) -> str:
+    where = "the header" if cell.row == 0 else f"row {cell.row:,}"
+    column = f"column {cell.column + 1}"
+    if cell.row > 0 and (names := _header_names(data, gzipped)) and cell.column < len(names):
+        column += f" ({shown(names[cell.column])!r})"
+    hint = (
+        ": a quote opens it and is never closed where expected (an unbalanced quote?)"
+        if cell.quoted
+        else ""
+    )
+    return (
+        f"{where}, {column}: a cell of {cell.length:,} bytes, over the limit of "
+        f"{max_cell_bytes:,} ([validation] max_cell_bytes){hint}"
+    )
+
+
+def _header_names(data: bytes, gzipped: bool, limit: int = 1 << 20) -> list[str]:
+    """The header's names from the file's first ``limit`` bytes ([] if they do not parse)."""
+    try:
+        head = zlib.decompressobj(wbits=31).decompress(data, limit) if gzipped else data[:limit]
+        text = head.decode("utf-8-sig", errors="replace")
+        return next(csv.reader(io.StringIO(text)), [])
+    except (zlib.error, csv.Error):
+        return []
+
+
+def _check_parquet_columns(name: str, columns: int, max_columns: int) -> None:
+    if columns > max_columns:
+        raise UnreadableFile(name, f"{columns:,} columns (at most {max_columns:,} are read)")
 
 
 def _checked_chunks(name: str, fmt: str, chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -115,11 +205,15 @@ def _csv_chunks(reader: Any) -> Iterator[pd.DataFrame]:
         yield from reader
 
 
-def _parquet_chunks(parquet: pq.ParquetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _parquet_chunks(
+    parquet: pq.ParquetFile, chunk_rows: int, name: str, max_cell_bytes: int | None
+) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
 
     schema, offset = parquet.schema_arrow, 0
     for batch in parquet.iter_batches(batch_size=chunk_rows):
+        if max_cell_bytes is not None:
+            _check_parquet_cells(batch, name, offset, max_cell_bytes)
         # Through a Table with the file's schema: its pandas metadata types columns as
         # pd.read_parquet does.
         frame = pa.Table.from_batches([batch], schema=schema).to_pandas()
@@ -129,6 +223,27 @@ def _parquet_chunks(parquet: pq.ParquetFile, chunk_rows: int) -> Iterator[pd.Dat
         yield frame
     if offset == 0:
         yield schema.empty_table().to_pandas()
+
+
+def _check_parquet_cells(batch: Any, name: str, offset: int, max_cell_bytes: int) -> None:
+    """A text or binary value over the limit, before the batch becomes a frame."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for i, field in enumerate(batch.schema):
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)) and not (
+            pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)
+        ):
+            continue
+        lengths = pc.binary_length(batch.column(i))
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > max_cell_bytes:
+            row = offset + int(pc.index(lengths, longest).as_py()) + 1
+            raise UnreadableFile(
+                name,
+                f"row {row:,}, column {shown(field.name)!r}: a value of {longest:,} bytes, over "
+                f"the limit of {max_cell_bytes:,} ([validation] max_cell_bytes)",
+            )
 
 
 @contextlib.contextmanager
@@ -170,8 +285,9 @@ def parse_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
     Shared by validation (which reports the bad values) and :func:`coerce_types`, so a file that
     passed validation always coerces. Strings are parsed one by one (mixed formats and UTC offsets
-    allowed, naive means UTC); datetimes pass; numbers and the like do not, because an epoch
-    integer is ambiguous. Values outside the ``datetime64[ns]`` range count as unparseable.
+    allowed, naive means UTC), except text longer than MAX_TIMESTAMP_CHARS, unparseable without
+    being read; datetimes pass; numbers and the like do not, because an epoch integer is
+    ambiguous. Values outside the ``datetime64[ns]`` range count as unparseable.
     """
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         parsed = pd.to_datetime(values, utc=True)
@@ -180,13 +296,15 @@ def parse_timestamps(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         if _all_text(values):  # a CSV column: no value-by-value type checks (~3 s a 1M rows)
             texts = values.astype("str")
             usable = texts.notna() & ~texts.str.strip().str.lower().isin(_RELATIVE_TIMES)
+            usable &= texts.str.len().fillna(0) <= MAX_TIMESTAMP_CHARS
             candidates = texts[usable]
         else:
             objects = values.astype(object)
             is_text = objects.map(lambda v: isinstance(v, str))
             text = objects.where(is_text, "").astype(str).str.strip().str.lower()
             is_time = objects.map(lambda v: isinstance(v, datetime | date | np.datetime64))
-            usable = (is_text & ~text.isin(_RELATIVE_TIMES)) | is_time
+            short = text.str.len() <= MAX_TIMESTAMP_CHARS
+            usable = (is_text & short & ~text.isin(_RELATIVE_TIMES)) | is_time
             candidates = objects[usable].map(_as_text)
         parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
         if usable.any():
@@ -262,6 +380,6 @@ def _coerce_column(values: pd.Series, dtype: str, is_target: bool) -> pd.Series:
         return as_text(values)
     parsed, bad = parse_timestamps(values)
     if bad.any():
-        examples = values[bad].astype(str).unique()[:3].tolist()
+        examples = [shown(v) for v in values[bad].astype(str).unique()[:3]]
         raise ValueError(f"{int(bad.sum())} value(s) not parseable as timestamps, e.g. {examples}")
     return parsed

@@ -27,9 +27,11 @@ from retrain.config import Config
 from retrain.storage import S3Storage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+FAULT_MARKER = "KILL-THIS-TASK"  # a file holding it SIGKILLs its validate task (retrain.faults)
 FAST = {  # the triggerer polls landing/ every second and settles a batch after 2 s
     "RETRAIN__ORCHESTRATION__POLL_INTERVAL": "1",
     "RETRAIN__ORCHESTRATION__SETTLE_SECONDS": "2",
+    "RETRAIN_FAULT_KILL_ON": FAULT_MARKER,
 }
 
 

@@ -30,6 +30,7 @@ from retrain import devstack
 from retrain.airflow_api import AirflowApi, DagRun, TaskInstance
 from retrain.config import Config
 from retrain.datagen import generate, write_batch
+from retrain.faults import ENV as FAULT_ENV
 from retrain.layout import REPORT_SUFFIX, Layout
 from retrain.storage import S3Storage
 
@@ -288,6 +289,41 @@ def test_killing_the_route_task_mid_batch_finishes_every_claim_once(stack, cfg, 
 
 
 @pytest.mark.celery
+def test_a_file_that_kills_its_validate_task_is_quarantined_while_its_batch_goes_on(
+    stack, cfg, storage, explain
+):
+    """The task process dies without a Python error (as under the OOM killer): the file is
+    counted, validated alone on the retry, and quarantined once it killed its task twice; its
+    batch-mates reach raw/ in the same run."""
+    mates = prepare(cfg, "mate", range(4001, 4004), rows=300)  # enough to train on alone
+    marker = stack.overrides[FAULT_ENV]  # armed on the shared stack (conftest.FAST)
+    df = generate(100, seed=4009, scenario="normal", start=DATA_START, days=7.0)
+    df["region"] = df["region"].astype(object)
+    df.loc[0, "region"] = marker
+    evil = (f"{cfg.storage.landing_prefix}evil-4009.csv", write_batch(df, "csv"))
+    files = [*mates, evil]
+    with explain():
+        before = snapshot(stack.api)
+        for key, body in files:
+            storage.put_bytes(key, body)
+        keys = [k for k, _ in files]
+        placed = assert_exactly_once(stack, cfg, storage, keys, before)
+        tries = {
+            (run.run_id, t.task_id): t.try_number
+            for run in before.new_runs(stack.api, "ingest")
+            if run.finished
+            for t in stack.api.task_instances("ingest", run.run_id)
+            if t.task_id.startswith("validate")
+        }
+    assert placed[evil[0]].startswith(cfg.storage.quarantine_prefix), placed
+    report = storage.get_json(placed[evil[0]] + REPORT_SUFFIX)
+    assert "could not be processed: the task died 2 times" in report["reason"], report
+    assert_all_raw(cfg, {k: v for k, v in placed.items() if k != evil[0]})
+    assert max(tries.values()) == 3, f"two tries died, the third quarantined it: {tries}"
+    assert not storage.list_objects(f"{cfg.storage.ledger_prefix}attempts/"), "markers swept"
+
+
+@pytest.mark.celery
 def test_freezing_the_s3_server_during_a_batch_delays_but_loses_nothing(
     stack, cfg, storage, explain
 ):
@@ -311,3 +347,50 @@ def test_freezing_the_s3_server_during_a_batch_delays_but_loses_nothing(
             os.killpg(s3_group, signal.SIGCONT)
         placed = assert_exactly_once(stack, cfg, storage, keys, before)
     assert_all_raw(cfg, placed)
+
+
+# A task orphaned by a dead scheduler is reset to run again by the next scheduler once the dead
+# one's heartbeat is older than [scheduler] scheduler_health_check_threshold (30 s), at its next
+# look for orphans (every 15 s on the local stacks; Airflow's default, 300 s, would not fit).
+ORPHAN_BOUND = 200.0
+
+
+def run_finished(api: AirflowApi, dag_id: str, run_id: str) -> bool:
+    return any(r.run_id == run_id and r.finished for r in api.dag_runs(dag_id))
+
+
+def test_killing_the_scheduler_mid_batch_moves_on_in_bounded_time(stack, cfg, storage, explain):
+    """With LocalExecutor the task's supervisor is the scheduler's child: SIGKILL the
+    scheduler's process group while ``route`` runs, and the orphaned try stays "running" until
+    a scheduler resets it. The pipeline must finish the batch within ORPHAN_BOUND."""
+    if stack.profile != "embedded":
+        pytest.skip("the scheduler's children run tasks only with LocalExecutor")
+    files = prepare(cfg, "sched", range(3001, 3049), rows=25)
+    with explain():
+        before = snapshot(stack.api)
+        for key, body in files:
+            storage.put_bytes(key, body)
+        keys = [k for k, _ in files]
+        ti = devstack.wait_for(
+            lambda: running_ti(stack.api, before, ("route",)),
+            BOUND,
+            interval=0.5,
+            what="the route task to run",
+        )
+        killed_at = time.monotonic()
+        os.killpg(current(stack).pids["scheduler"], signal.SIGKILL)
+        devstack.restart(current(stack), "scheduler")
+        devstack.wait_for(
+            lambda: run_finished(stack.api, "ingest", ti.run_id),
+            ORPHAN_BOUND - (time.monotonic() - killed_at),
+            interval=1.0,
+            what=f"the batch's ingest run to finish within {ORPHAN_BOUND:.0f} s of the kill",
+        )
+        recovered = time.monotonic() - killed_at
+        placed = assert_exactly_once(stack, cfg, storage, keys, before)
+        (route,) = [
+            t for t in stack.api.task_instances("ingest", ti.run_id) if t.task_id == "route"
+        ]
+    assert route.try_number > ti.try_number, f"the orphaned try was not retried: {route}"
+    assert_all_raw(cfg, placed)
+    print(f"scheduler killed mid-route: batch routed {recovered:.0f} s later")

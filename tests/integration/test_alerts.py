@@ -90,6 +90,7 @@ def test_the_watchdog_opens_and_clears_findings(
     drained = watchdog.gather(storage, cfg, now=later)
     (recovery,) = watchdog.apply(incidents, watchdog.check(drained, cfg.watchdog))
     assert recovery.status == "recovered" and recovery.incident == "watchdog:landing_wait"
+    assert "first seen " in recovery.text() and "failing" not in recovery.text()
 
 
 def test_reasons_and_links() -> None:

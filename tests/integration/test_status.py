@@ -129,7 +129,7 @@ def run(dag_id: str, run_id: str, state: str, start: str) -> dict:
     }
 
 
-def ti(dag_id: str, run_id: str, task_id: str, state: str) -> dict:
+def ti(dag_id: str, run_id: str, task_id: str, state: str | None) -> dict:
     return {"dag_id": dag_id, "dag_run_id": run_id, "task_id": task_id, "state": state}
 
 
@@ -182,6 +182,32 @@ def test_runs_and_their_reasons_from_the_api(storage, cfg, airflow) -> None:
     text = render(status)
     assert "  retrain   failed   r2 (started ?): train: only 120 rows" in text
     assert "Airflow not healthy: {'triggerer': 'unhealthy'}" in text
+
+
+def test_an_ingest_run_still_publishing_is_under_way(storage, cfg, airflow) -> None:
+    """Accepted, not yet decided, and the ingest run that accepted it still at work: that is
+    the answer, not a lost asset event; once a run only waits for files again, it is."""
+    Incidents(storage, Layout.of(cfg)).cleared("dag:retrain", "retrain recovered", "r3 passed")
+    airflow["/api/v2/dags/retrain/dagRuns"] = {"dag_runs": [run("retrain", "r3", "success", "")]}
+    steps = ("wait_for_files", "validate_0", "validate_large", "route")
+    tasks = [ti("ingest", "i1", t, "success") for t in steps]
+    airflow["/api/v2/dags/ingest/dagRuns/i1/taskInstances"] = {
+        "task_instances": [*tasks, ti("ingest", "i1", "publish_raw", "running")]
+    }
+    status = gather(storage, cfg, api=AirflowApi(str(airflow["url"])))
+    assert status.dag("ingest").runs[0].phase == "publishing raw/"
+    assert "landing/good.csv was accepted" in status.why
+    assert "ingest run i1 is still under way (publishing raw/, started " in status.why
+    assert "asset event" not in status.why
+    assert "  ingest    running  [publishing raw/] i1 (started " in render(status)
+
+    waiting = [ti("ingest", "i1", "wait_for_files", "deferred")]
+    waiting += [ti("ingest", "i1", t, None) for t in ("validate_0", "route", "publish_raw")]
+    airflow["/api/v2/dags/ingest/dagRuns/i1/taskInstances"] = {"task_instances": waiting}
+    status = gather(storage, cfg, api=AirflowApi(str(airflow["url"])))
+    assert status.dag("ingest").runs[0].phase == "waiting for files"
+    assert "no features or retrain run is under way" in status.why
+    assert "  ingest    running  [waiting for files] i1 (started " in render(status)
 
 
 def test_a_paused_dag_is_the_answer(storage, cfg, airflow) -> None:

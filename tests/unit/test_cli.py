@@ -160,3 +160,23 @@ def test_the_default_profile_is_the_embedded_one(tmp_path: Path, monkeypatch, ca
     assert cli.main(["--root", str(tmp_path), "start"]) == 0
     assert seen["profile"] == "embedded"
     assert "(embedded profile)" in capsys.readouterr().out
+
+
+def test_status_names_the_dead_part_of_the_local_stack(tmp_path: Path) -> None:
+    """Only the triggerer died: the stack line says so, instead of "NOT running" alone."""
+    import os
+    import subprocess
+    import sys
+
+    from retrain import devstack
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    live = os.getpid()
+    pids = {"s3": live, "api-server": live, "scheduler": live, "triggerer": gone.pid}
+    devstack._save(
+        devstack.Stack(str(tmp_path), "http://127.0.0.1:1", "http://127.0.0.1:2", "b", pids, {})
+    )
+    state = cli._stack_state(tmp_path)
+    assert state.startswith("NOT running (embedded profile): triggerer dead; see ")
+    assert state.endswith(f"see {tmp_path}/logs/triggerer.log") and "scheduler" not in state

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +17,7 @@ from retrain.devstack import (
     Stack,
     _save,
     airflow_env,
+    dead_parts,
     heartbeat_since,
     load,
 )
@@ -351,3 +356,18 @@ def test_a_claim_left_by_a_killed_stack_is_taken_back_with_its_database() -> Non
             release_redis_db(redis_url, db, owner)
         for owner in (killed, busy, fresh):
             drop_database(postgres_url, owner)
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_the_dead_parts_of_a_stack_are_named(tmp_path: Path) -> None:
+    live = os.getpid()
+    pids = {"s3": live, "scheduler": live, "triggerer": _dead_pid(), "api-server": live}
+    stack = Stack(str(tmp_path), "http://127.0.0.1:1", "http://127.0.0.1:2", "b", pids, PORTS)
+    assert dead_parts(stack) == ("triggerer",)
+    assert dead_parts(replace(stack, pids={"s3": live})) == ()

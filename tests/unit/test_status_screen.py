@@ -25,6 +25,7 @@ from retrain.status import (
     age,
     explain,
     render,
+    run_phase,
 )
 
 NOW = "2026-10-01T09:00:00+00:00"
@@ -232,6 +233,83 @@ def test_data_accepted_after_the_last_decision_is_waiting_for_retrain() -> None:
     line = explain(status(last_accepted=accepted(1), last_decision=decided(2), dags=dags()))
     assert line.startswith("landing/a.csv was accepted 2026-10-01 08:00 (1h 0m ago) but the last")
     assert "no features or retrain run is under way" in line
+
+
+def ingest_at(phase: str) -> tuple[DagView, ...]:
+    """Airflow's view with the ingest run running at ``phase`` (the rest succeeded)."""
+    views = dags(ingest="running")
+    return (replace(views[0], runs=(replace(views[0].runs[0], phase=phase),)), *views[1:])
+
+
+def test_an_ingest_run_still_publishing_is_under_way_not_a_lost_event() -> None:
+    s = status(
+        last_accepted=accepted(0.1), last_decision=decided(2), dags=ingest_at("publishing raw/")
+    )
+    assert explain(s) == (
+        "landing/a.csv was accepted 2026-10-01 08:54 (6m ago) but the last decision was "
+        "2026-10-01 07:00 (2h 0m ago): ingest run ingest-r9 is still under way (publishing raw/, "
+        "started 30m ago); features -> retrain follow once it has published raw/"
+    )
+
+
+@pytest.mark.parametrize("phase", ["waiting for files", ""])
+def test_an_ingest_run_waiting_for_files_is_not_under_way(phase: str) -> None:
+    """@continuous: a run always waits in the triggerer; it is no excuse for a missing event."""
+    s = status(last_accepted=accepted(0.1), last_decision=decided(2), dags=ingest_at(phase))
+    assert explain(s).endswith("was the raw/features asset event emitted?")
+
+
+def test_files_stuck_while_an_ingest_run_validates_its_batch() -> None:
+    pending = Pending(1, "landing/late.csv", at(0.5), 30 * 60)
+    s = status(pending=pending, dags=ingest_at("validating its batch"), health={})
+    assert explain(s).endswith(
+        "(oldest landing/late.csv): ingest run ingest-r9 has taken a batch and is still "
+        "validating its batch (started 30m ago)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "tasks", "phase"),
+    [
+        (
+            "ingest",
+            [("wait_for_files", "deferred"), ("validate_0", None), ("route", None)],
+            "waiting for files",
+        ),
+        (
+            "ingest",
+            [
+                ("wait_for_files", "success"),
+                ("validate_0", "success"),
+                ("validate_1", "running"),
+                ("validate_large", "success"),
+                ("route", None),
+                ("publish_raw", None),
+            ],
+            "validating its batch",
+        ),
+        (
+            "ingest",
+            [("wait_for_files", "success"), ("validate_0", "skipped"), ("route", "queued")],
+            "routing its batch",
+        ),
+        (
+            "ingest",
+            [("take_batch", "success"), ("route", "success"), ("publish_raw", "running")],
+            "publishing raw/",
+        ),
+        ("ingest", [("wait_for_files", "success"), ("publish_raw", "success")], "finishing"),
+        (
+            "retrain",
+            [("check", "success"), ("train", "running"), ("deploy", None)],
+            "train running",
+        ),
+        ("retrain", [("check", "success"), ("train", None)], "between tasks"),
+        ("ingest", [], ""),
+    ],
+)
+def test_the_phase_of_an_active_run(dag_id: str, tasks: list, phase: str) -> None:
+    assert run_phase(dag_id, tasks) == phase
 
 
 def test_the_gate_holding_several_runs() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from retrain.alerts import Alert
 from retrain.config import WatchdogConfig
 from retrain.watchdog import FLOOR_INCIDENT, Facts, Finding, champion_floor_reason, check
 
@@ -143,3 +144,14 @@ def test_the_floor_finding_opens_and_clears_through_incidents() -> None:
         ("warning", "champion below the floor"),
         ("recovered", "champion below the floor: cleared"),
     ]
+
+
+def test_a_cleared_finding_says_when_it_was_first_seen_not_failing() -> None:
+    """A finding is not a run: its recovery says since when it was seen; a DAG's says failing."""
+    since = "2026-11-30T08:00:00+00:00"
+    finding = Alert(
+        "watchdog:landing_wait", "recovered", "landing wait: cleared", "drained", (), since
+    )
+    assert finding.text().splitlines() == ["drained", f"first seen {since}"]
+    dag = Alert("dag:retrain", "recovered", "retrain recovered", "r2 succeeded", (), since, 2)
+    assert dag.text().splitlines() == ["r2 succeeded", f"was failing since {since}, 2 runs"]

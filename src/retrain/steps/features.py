@@ -61,7 +61,13 @@ def build_features_for_new_raw(storage: S3Storage, cfg: Config) -> FeatureBuild:
             continue
         with tempfile.TemporaryDirectory(prefix="retrain-features-") as tmp:
             local = Path(tmp) / "features.parquet"
-            chunks = iter_table(storage.get_bytes(obj.key), obj.key, cfg.dataset, ROW_GROUP_ROWS)
+            chunks = iter_table(
+                storage.get_bytes(obj.key),
+                obj.key,
+                cfg.dataset,
+                ROW_GROUP_ROWS,
+                max_cell_bytes=cfg.validation.max_cell_bytes,  # as at ingest: raw/ passed it
+            )
             n = write_features(chunks, cfg.dataset, local)
             storage.upload(target, local, metadata={ROWS_METADATA: str(n)})
         written.append(target)

@@ -18,12 +18,13 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from retrain import metrics as statsd
 from retrain import reports
 from retrain.alerts import Alert, Incidents, first_line
+from retrain.attempts import Attempts
 from retrain.config import Config
 from retrain.history import Entry, History
 from retrain.keys import classify_landing_key
@@ -34,6 +35,9 @@ from retrain.steps.validate import IO_THREADS, FileVerdict, validate_files
 from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
 
 log = logging.getLogger(__name__)
+
+
+STAGED_IDS_GRACE = timedelta(hours=24)  # longer than any ingest run, validation to routing
 
 
 def batch_id_for(run_id: str) -> str:
@@ -160,6 +164,13 @@ def route_batch(
             decided,
         )
         finished |= dict(zip((i for i, _ in decided), done, strict=True))
+    Attempts(storage, layout).sweep(
+        (items[i].object_id for i in finished if finished[i] is not None),
+        lambda oid: ledger.get_claim(oid) is not None,
+    )
+    # staged ids a route killed mid-way left behind (one ingest run at a time: none is in use)
+    if swept := ledger.sweep_staged_ids(STAGED_IDS_GRACE):
+        log.info("swept %d staged id file(s) left by an earlier, killed route", len(swept))
     outcomes = []
     for i in sorted(finished):
         if finished[i] is None:

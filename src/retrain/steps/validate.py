@@ -17,6 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from retrain import faults
+from retrain.attempts import Attempts
 from retrain.config import Config
 from retrain.keys import classify_landing_key
 from retrain.layout import Layout, object_id
@@ -36,6 +38,7 @@ IO_THREADS = 8  # concurrent S3 requests (I/O-bound; boto3 clients are thread-sa
 # Bytes of landed objects read ahead while earlier ones are validated; a larger object is read
 # alone when its turn comes.
 READ_AHEAD_BYTES = 32 << 20
+MAX_RESULT_BYTES = 4 << 20  # a stored validation result (its page is smaller still)
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,64 @@ class _Small:
 def validate_files(
     storage: S3Storage, cfg: Config, files: Iterable[dict[str, Any]], *, batch_id: str
 ) -> list[FileVerdict]:
-    """Read, hash and gate each file; store each GX result; move nothing."""
+    """Read, hash and gate each file; store each GX result; move nothing.
+
+    A file whose validation killed the task process ``[ingest] max_file_attempts`` times is
+    quarantined unread; one that killed it fewer times is validated alone, under its own
+    marker (:mod:`retrain.attempts`), before the others, which are validated together."""
+    layout = Layout.of(cfg)
+    landed = [LandedFile.of(f) for f in files]
+    attempts = Attempts(storage, layout)
+    deaths = attempts.deaths(f.object_id for f in landed) if landed else {}
+    limit = cfg.ingest.max_file_attempts
+    dead = [f for f in landed if deaths.get(f.object_id, 0) >= limit]
+    suspects = [f for f in landed if 0 < deaths.get(f.object_id, 0) < limit]
+    rest = [f for f in landed if not deaths.get(f.object_id, 0)]
+    found = {f.object_id: _died(f, deaths[f.object_id], cfg) for f in dead}
+    for f in suspects:
+        log.warning(
+            "%s: its task died %d time(s) on it: validated alone", f.key, deaths[f.object_id]
+        )
+        with attempts.working_on([f.object_id], "validate"):
+            found |= {v.object_id: v for v in _validate(storage, cfg, [f], batch_id)}
+    with attempts.working_on((f.object_id for f in rest), "validate"):
+        found |= {v.object_id: v for v in _validate(storage, cfg, rest, batch_id)}
+    done = [found[f.object_id] for f in landed if f.object_id in found]
+    fates = {fate: sum(v.fate == fate for v in done) for fate in ("accept", "quarantine", "skip")}
+    log.info(
+        "validated %d file(s): %d passed, %d to quarantine, %d skipped; results under %s",
+        len(done),
+        fates["accept"],
+        fates["quarantine"],
+        fates["skip"],
+        storage.uri(layout.validation_result_key(batch_id, "")).rsplit("/", 1)[0] + "/",
+    )
+    return done
+
+
+def _died(f: LandedFile, deaths: int, cfg: Config) -> FileVerdict:
+    """The verdict on a file that keeps killing its task: quarantined, not read again."""
+    fate = classify_landing_key(
+        f.key, cfg.storage.landing_prefix, cfg.ingest.ignore_patterns, f.size
+    )
+    reason = (
+        f"could not be processed: the task died {deaths} times while validating it (killed "
+        "without an error: out of memory, or a crash in a parser); it was not read again"
+    )
+    log.error("%s: %s", f.key, reason)
+    return FileVerdict(
+        f.key, f.etag, f.size, f.last_modified, f.object_id, "quarantine", reason, fate.name
+    )
+
+
+def _validate(
+    storage: S3Storage, cfg: Config, landed: list[LandedFile], batch_id: str
+) -> list[FileVerdict]:
     from validation.gates import RAW_CHUNK_ROWS, validate_raw_chunks
     from validation.grouped import GROUP_ROWS
 
     layout = Layout.of(cfg)
     ledger = Ledger(storage, layout)
-    landed = [LandedFile.of(f) for f in files]
     verdicts: list[FileVerdict | None] = [None] * len(landed)
     small: list[_Small] = []
     with ThreadPoolExecutor(IO_THREADS) as pool:
@@ -119,8 +173,15 @@ def validate_files(
                 verdicts[i] = got
                 continue
             verdict, run_name = got.verdict, f"{batch_id}-{got.verdict.object_id}"
+            faults.kill_on_marker(got.data, verdict.key)  # tests only: off unless set
             try:  # chunk by chunk: memory is bounded by the chunk size, not by the file's rows
-                chunks = iter_table(got.data, verdict.name, cfg.dataset, RAW_CHUNK_ROWS)
+                chunks = iter_table(
+                    got.data,
+                    verdict.name,
+                    cfg.dataset,
+                    RAW_CHUNK_ROWS,
+                    max_cell_bytes=cfg.validation.max_cell_bytes,
+                )
                 del got
                 head = [next(chunks)]
                 if (second := next(chunks, None)) is None:
@@ -138,17 +199,7 @@ def validate_files(
         _validate_small(cfg, small, verdicts, store)
         for write in writes:
             write.result()  # raise the first failed write: the task is retried
-    done = [v for v in verdicts if v is not None]
-    fates = {fate: sum(v.fate == fate for v in done) for fate in ("accept", "quarantine", "skip")}
-    log.info(
-        "validated %d file(s): %d passed, %d to quarantine, %d skipped; results under %s",
-        len(done),
-        fates["accept"],
-        fates["quarantine"],
-        fates["skip"],
-        storage.uri(layout.validation_result_key(batch_id, "")).rsplit("/", 1)[0] + "/",
-    )
-    return done
+    return [v for v in verdicts if v is not None]
 
 
 def _fetch(
@@ -315,9 +366,17 @@ class _Store:
         return replace(v, fate="accept", reason="passed", rows=rows, result_key=result_key)
 
     def _write(self, key: str, payload: dict[str, Any], files: list[str]) -> None:
-        """The result as JSON and, beside it, as a page (what the reports link to)."""
+        """The result as JSON and, beside it, as a page (what the reports link to). A result
+        is bounded already (validation.bounds); one still over MAX_RESULT_BYTES keeps its
+        verdict and failures, not GX's full result."""
+        import json
+
         from retrain import reports
 
+        size = len(json.dumps(payload, default=str))
+        if size > MAX_RESULT_BYTES:
+            note = f"GX's full result left out: {size:,} bytes, over {MAX_RESULT_BYTES:,}"
+            payload = {**payload, "result": {"omitted": note}}
         page = reports.render_validation_result(payload, files).encode()
         self.writes.append(self.pool.submit(self.storage.put_json, key, payload))
         self.writes.append(
