@@ -365,7 +365,7 @@ def test_killing_the_scheduler_mid_batch_moves_on_in_bounded_time(stack, cfg, st
     a scheduler resets it. The pipeline must finish the batch within ORPHAN_BOUND."""
     if stack.profile != "embedded":
         pytest.skip("the scheduler's children run tasks only with LocalExecutor")
-    files = prepare(cfg, "sched", range(3001, 3049), rows=25)
+    files = prepare(cfg, "sched", range(5001, 5049), rows=25)  # ids unique to this test
     with explain():
         before = snapshot(stack.api)
         for key, body in files:

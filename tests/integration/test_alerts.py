@@ -166,6 +166,7 @@ def test_a_batch_with_quarantined_files_sends_one_notice(
         )
         for i in range(5)
     ]
+    bad[0] = replace(bad[0], result_key="reports/validations/batch1/o0.json")
     good = FileOutcome("landing/a.csv", "raw/a.csv", True, "passed")
     result = IngestResult("batch1", (good, *bad), (), "reports/validations/batch1.html")
     alert = alert_quarantined(incidents, storage, result)
@@ -175,5 +176,8 @@ def test_a_batch_with_quarantined_files_sends_one_notice(
     )
     assert alert.reason.startswith("b0.csv: reason 0; b1.csv: reason 1; b2.csv: reason 2")
     assert alert.reason.endswith("and 2 more")
-    assert alert.links[0].endswith("reports/validations/batch1.html") and len(alert.links) == 4
+    assert alert.links[0].endswith("reports/validations/batch1.html") and len(alert.links) == 5
+    # a file's GX result page (it opens in a browser), then its quarantine report (for scripts)
+    assert alert.links[1].endswith("reports/validations/batch1/o0.html")
+    assert alert.links[2].endswith("q/b0.json") and alert.links[3].endswith("q/b1.json")
     assert alert_quarantined(incidents, storage, IngestResult("b2", (good,), (), None)) is None

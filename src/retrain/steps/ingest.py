@@ -420,7 +420,12 @@ def _quarantine_notice(
         f"{o.source_key.rsplit('/', 1)[-1]}: {first_line(o.reason, 120)}" for o in bad[:3]
     )
     more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
-    links = [storage.uri(o.report_key) for o in bad[:3] if o.report_key]
+    links = []
+    for o in bad[:3]:  # its GX result page (opens in a browser), then its quarantine report
+        if o.result_key:
+            links.append(storage.uri(o.result_key.removesuffix(".json") + ".html"))
+        if o.report_key:
+            links.append(storage.uri(o.report_key))
     if summary_key:
         links.insert(0, storage.uri(summary_key))
     return incidents.notice(
