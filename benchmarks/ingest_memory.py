@@ -496,12 +496,17 @@ def main() -> None:
                         runs.append(run)
                         for step in ("validate", "route"):
                             print(task_line(code, run, step), flush=True)
-                        save_result(args.out, {"runs": runs, "machine": machine})  # so far
-    found = checks(runs, args.against)
-    print_checks(found, runs, args.against)
+                        save(args, sizes, formats, limits, runs, machine, complete=False)
+    print_checks(checks(runs, args.against), runs, args.against)
+    print(f"saved {save(args, sizes, formats, limits, runs, machine).relative_to(ROOT)}")
+
+
+def save(args, sizes, formats, limits, runs, machine, *, complete: bool = True) -> Path:
+    """The JSON, also after every file (``complete`` false until the last one)."""
     result = {
         "sizes": sizes,
         "formats": formats,
+        "complete": complete,
         "targets": {
             "light_pod_mb": limits["light_mb"],
             "heavy_pod_mb": limits["heavy_mb"],
@@ -510,10 +515,10 @@ def main() -> None:
             "wall_max_x": WALL_MAX,
         },
         "runs": runs,
-        "checks": found,
+        "checks": checks(runs, args.against),
         "machine": machine,
     }
-    print(f"saved {save_result(args.out, result).relative_to(ROOT)}")
+    return save_result(args.out, result)
 
 
 if __name__ == "__main__":
