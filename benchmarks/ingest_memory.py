@@ -390,19 +390,13 @@ def print_checks(found: dict[str, list[dict]], runs: list[dict], against: str | 
         f"\ntargets (issue 21): every task's peak within its pod; growth under {GROWTH_MAX}x; "
         f"wall time within {WALL_MAX}x of today's"
     )
-    bad = [r for r in runs for s in ("validate", "route") if not r[s]["fits"]]
-    print(
-        f"  peak within the pod: {len(runs) * 2 - len(bad)} of {len(runs) * 2} tasks fit"
-        + (
-            "".join(
-                f"\n    OVER: {r['code']} {r['format']} {r['rows']:,} rows "
-                f"{r[s]['task']}: {r[s]['peak_mb']} MiB > {r[s]['limit_mb']}"
-                for r in bad
-                for s in ("validate", "route")
-                if not r[s]["fits"]
-            )
+    over = [(r, r[s]) for r in runs for s in ("validate", "route") if not r[s]["fits"]]
+    print(f"  peak within the pod: {len(runs) * 2 - len(over)} of {len(runs) * 2} tasks fit")
+    for r, t in over:
+        print(
+            f"    OVER: {r['code']} {r['format']} {r['rows']:,} rows {t['task']}: "
+            f"{t['peak_mb']} MiB > {t['limit_mb']}"
         )
-    )
     print(f"  {'code':>10} {'format':>7} {'task':>9} {'peak growth':>28} {'x':>6} {'ok':>5}")
     for g in found["growth"]:
         span = f"{g['from_rows']:,} -> {g['to_rows']:,}: {g['from_mb']} -> {g['to_mb']}"
