@@ -360,7 +360,7 @@ def render_index(
         row._replace(reason=_short(str(row.reason), INDEX_REASON))
         for row in _history_rows(latest[:INDEX_HISTORY_ROWS])
     ]
-    return reports._render(  # through the module: one place renders every page
+    return reports.render_page(
         "index.html.j2",
         root="",
         champion=deployed,

@@ -93,22 +93,6 @@ def run_url(airflow_url: str, dag_id: str, run_id: str) -> str:
     return f"{base}/{RUNS}/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
 
 
-def with_urls(
-    links: tuple[str, ...] | list[str], airflow_url: str, bucket: str, reports_prefix: str
-) -> list[dict[str, str]]:
-    """Each link with its browser URL beside it: ``{"url": ..., "uri": ...}``. An http(s) link
-    is its own URL; an ``s3://`` report URI gets the plugin URL and keeps the URI for scripts;
-    any other ``s3://`` URI (a quarantined file) keeps only its URI."""
-    out = []
-    for link in links:
-        text = str(link)
-        if text.startswith(("http://", "https://")):
-            out.append({"url": text, "uri": ""})
-        else:
-            out.append({"url": url_of_uri(airflow_url, bucket, reports_prefix, text), "uri": text})
-    return out
-
-
 @dataclass(frozen=True)
 class WebLinks:
     """Where a deployment's reports open in a browser: the Airflow UI's URL and the bucket's
@@ -118,9 +102,21 @@ class WebLinks:
     bucket: str
     reports_prefix: str
 
+    def link(self, link: str) -> dict[str, str]:
+        """The link with its browser URL beside it: ``{"url": ..., "uri": ...}``. An http(s)
+        link is its own URL; an ``s3://`` report URI gets the plugin URL and keeps the URI for
+        scripts; any other ``s3://`` URI (a quarantined file) keeps only its URI."""
+        text = str(link)
+        if text.startswith(("http://", "https://")):
+            return {"url": text, "uri": ""}
+        return {
+            "url": url_of_uri(self.airflow_url, self.bucket, self.reports_prefix, text),
+            "uri": text,
+        }
+
     def url(self, link: str) -> str:
         """The browser URL of a link ("" when it has none: a quarantined file, no Airflow URL)."""
-        return with_urls((link,), self.airflow_url, self.bucket, self.reports_prefix)[0]["url"]
+        return self.link(link)["url"]
 
     def look(self, link: str) -> str:
         """``<url> (<s3 uri>)`` for a report, the link itself otherwise."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retrain.layout import run_token
+from retrain.reports import render_page, report_keys, validation_summary_key
 
 PIPELINE_DAGS = ("ingest", "features", "retrain", "score", "watchdog")
 _NOTE_LIMIT = 300
@@ -62,7 +63,7 @@ def pages_of(dag_id: str, run_id: str, results: Mapping[str, Any]) -> tuple[RunL
         if routed:
             accepted = len(routed.get("raw_keys") or ())
             note = f"{accepted} accepted, {len(routed.get('quarantined') or ())} quarantined"
-        return (RunLink("batch validation", f"validations/{token}.html", note),)
+        return (RunLink("batch validation", validation_summary_key("", token), note),)
     if dag_id == "retrain":
         links = [
             RunLink(
@@ -73,17 +74,13 @@ def pages_of(dag_id: str, run_id: str, results: Mapping[str, Any]) -> tuple[RunL
         ]
         decision = results.get("evaluate_and_decide")
         if isinstance(decision, Mapping) and decision.get("version"):
-            version = str(decision["version"])
+            pages = report_keys("", str(decision["version"]))  # relative to the reports root
             verdict = "deploy" if decision.get("deploy") else "hold"
             reason = _short(decision.get("reason"))
             note = reason if reason.startswith(f"{verdict}:") else f"{verdict}: {reason}"
-            links.append(RunLink("decision", f"decisions/{version}.html", note))
+            links.append(RunLink("decision", pages.decision, note))
             links.append(
-                RunLink(
-                    "drift",
-                    f"drift/{version}.html",
-                    "each feature against the champion's reference",
-                )
+                RunLink("drift", pages.drift, "each feature against the champion's reference")
             )
         return tuple(links)
     return ()
@@ -157,8 +154,6 @@ def view(
 
 def render_run(run: RunView) -> str:
     """The run's page (the reports' layout and styles, no JavaScript)."""
-    from retrain.reports import render_page
-
     return render_page(
         "run.html.j2",
         root="../../",

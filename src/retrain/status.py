@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from retrain import reports
 from retrain.alerts import Incident, Incidents, first_line
 from retrain.config import Config
 from retrain.layout import REPORT_SUFFIX, Layout, format_last_modified
@@ -239,12 +240,8 @@ def gather(
         actions=tuple(_action(a) for a in Ledger(storage, layout).actions(ACTIONS_LISTED)),
         last_decision=_last_decision(storage, cfg, web),
         limits=Limits.of(cfg),
-        reports=_link(web, storage.uri(f"{cfg.storage.reports_prefix}index.html")),
+        reports=web.link(storage.uri(reports.index_key(cfg.storage.reports_prefix))),
     )
-
-
-def _link(web: WebLinks, uri: str) -> dict[str, str]:
-    return {"url": web.url(uri), "uri": uri}
 
 
 def _champion(storage: S3Storage, cfg: Config, now: datetime) -> ChampionView | None:
@@ -299,34 +296,33 @@ def _quarantined(
     ]
     objects.sort(key=lambda o: (o.last_modified, o.key), reverse=True)
     listed = tuple(
-        _quarantined_file(storage, layout, o.key, format_last_modified(o.last_modified))
+        _quarantined_file(storage, layout, o.key, format_last_modified(o.last_modified), web)
         for o in objects[:QUARANTINE_LISTED]
-    )
-    listed = tuple(
-        replace(
-            q,
-            page=_link(web, storage.uri(f"{layout.s.reports_prefix}validations/{q.batch_id}.html")),
-        )
-        if q.batch_id and not q.retracted
-        else q
-        for q in listed
     )
     return listed, len(objects) - len(listed)
 
 
-def _quarantined_file(storage: S3Storage, layout: Layout, key: str, moved_at: str) -> Quarantined:
+def _quarantined_file(
+    storage: S3Storage, layout: Layout, key: str, moved_at: str, web: WebLinks
+) -> Quarantined:
     try:
         report = storage.get_json(layout.report_key(key))
     except ObjectNotFound:
         report = {"reason": "(no report beside the file)"}
     retracted = report.get("retracted") or {}
+    batch_id = report.get("batch_id") or layout.batch_of(key) or ""
+    page = {}  # the batch's validation page (a retraction has none)
+    if batch_id and not retracted:
+        summary = reports.validation_summary_key(layout.s.reports_prefix, batch_id)
+        page = web.link(storage.uri(summary))
     return Quarantined(
         key=key,
         name=layout.name_in_partition(key),
         reason=first_line(report.get("reason", "")),
         at=report.get("decided_at") or retracted.get("at") or moved_at,
-        batch_id=report.get("batch_id") or layout.batch_of(key) or "",
+        batch_id=batch_id,
         retracted=bool(retracted),
+        page=page,
     )
 
 
@@ -334,13 +330,14 @@ def _last_decision(storage: S3Storage, cfg: Config, web: WebLinks) -> LastDecisi
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     for version in reversed(registry.list_versions()[-DECISIONS_SEARCHED:]):
         if (doc := registry.load_decision(version)) is not None:
-            page = f"{cfg.storage.reports_prefix}decisions/{doc.get('version') or version}.html"
+            evaluated = str(doc.get("version") or version)  # a refit's copy names it
+            page = reports.report_keys(cfg.storage.reports_prefix, evaluated).decision
             return LastDecision(
                 version,
                 bool(doc.get("deploy")),
                 doc.get("reason", ""),
                 doc.get("decided_at", ""),
-                _link(web, storage.uri(page)),
+                web.link(storage.uri(page)),
             )
     return None
 
@@ -351,12 +348,7 @@ def _alert(doc: dict[str, Any], web: WebLinks) -> SentAlert:
         doc.get("status", ""),
         doc.get("subject", ""),
         doc.get("reason", ""),
-        tuple(
-            _link(web, str(link))
-            if not str(link).startswith("http")
-            else {"url": str(link), "uri": ""}
-            for link in doc.get("links") or ()
-        ),
+        tuple(web.link(link) for link in doc.get("links") or ()),
     )
 
 

@@ -193,6 +193,16 @@ def running_ti(api: AirflowApi, before: Before, task_ids: tuple[str, ...]) -> Ta
     return None
 
 
+def wait_route_running(stack: devstack.Stack, before: Before) -> TaskInstance:
+    """The route task instance of this test's batch, once it runs (bounded wait)."""
+    return devstack.wait_for(
+        lambda: running_ti(stack.api, before, ("route",)),
+        BOUND,
+        interval=0.5,
+        what="the route task to run",
+    )
+
+
 def waiting_sensor(api: AirflowApi, before: Before) -> str | None:
     """The state of ``wait_for_files`` in the ingest run that will take the next batch."""
     for run in before.new_runs(api, "ingest"):
@@ -257,12 +267,7 @@ def test_killing_the_route_task_mid_batch_finishes_every_claim_once(stack, cfg, 
         for key, body in files:
             storage.put_bytes(key, body)
         keys = [k for k, _ in files]
-        ti = devstack.wait_for(
-            lambda: running_ti(stack.api, before, ("route",)),
-            BOUND,
-            interval=0.5,
-            what="the route task to run",
-        )
+        ti = wait_route_running(stack, before)
         devstack.wait_for(
             lambda: len(landing_left(storage, cfg, keys)) < len(keys),
             BOUND,
@@ -371,12 +376,7 @@ def test_killing_the_scheduler_mid_batch_moves_on_in_bounded_time(stack, cfg, st
         for key, body in files:
             storage.put_bytes(key, body)
         keys = [k for k, _ in files]
-        ti = devstack.wait_for(
-            lambda: running_ti(stack.api, before, ("route",)),
-            BOUND,
-            interval=0.5,
-            what="the route task to run",
-        )
+        ti = wait_route_running(stack, before)
         killed_at = time.monotonic()
         os.killpg(current(stack).pids["scheduler"], signal.SIGKILL)
         devstack.restart(current(stack), "scheduler")

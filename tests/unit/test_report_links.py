@@ -12,7 +12,6 @@ from retrain.report_links import (
     report_url,
     run_url,
     url_of_uri,
-    with_urls,
 )
 
 AIRFLOW = "http://127.0.0.1:8080"
@@ -83,18 +82,16 @@ def test_urls_of_reports_under_the_airflow_url():
 
 
 def test_links_keep_their_uri_beside_the_url():
-    links = with_urls(
-        ["s3://b/reports/index.html", "s3://b/quarantine/x.csv", f"{AIRFLOW}/dags/x"],
-        AIRFLOW,
-        "b",
-        "reports/",
-    )
+    web = WebLinks(AIRFLOW, "b", "reports/")
+    links = [
+        web.link(link)
+        for link in ("s3://b/reports/index.html", "s3://b/quarantine/x.csv", f"{AIRFLOW}/dags/x")
+    ]
     assert links == [
         {"url": f"{AIRFLOW}/retrain-reports/index.html", "uri": "s3://b/reports/index.html"},
         {"url": "", "uri": "s3://b/quarantine/x.csv"},
         {"url": f"{AIRFLOW}/dags/x", "uri": ""},
     ]
-    web = WebLinks(AIRFLOW, "b", "reports/")
     assert web.look("s3://b/reports/index.html") == (
         f"{AIRFLOW}/retrain-reports/index.html (s3://b/reports/index.html)"
     )

@@ -124,8 +124,9 @@ def validate_files(
         )
         with attempts.working_on([f.object_id], "validate"):
             found |= {v.object_id: v for v in _validate(storage, cfg, [f], batch_id)}
-    with attempts.working_on((f.object_id for f in rest), "validate"):
-        found |= {v.object_id: v for v in _validate(storage, cfg, rest, batch_id)}
+    if rest:
+        with attempts.working_on((f.object_id for f in rest), "validate"):
+            found |= {v.object_id: v for v in _validate(storage, cfg, rest, batch_id)}
     done = [found[f.object_id] for f in landed if f.object_id in found]
     fates = {fate: sum(v.fate == fate for v in done) for fate in ("accept", "quarantine", "skip")}
     log.info(
