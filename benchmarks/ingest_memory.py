@@ -165,6 +165,9 @@ def run_task(task: str, code_root: Path, endpoint: str, bucket: str, verdicts: P
         from retrain.steps.ingest import landed_files
         from retrain.steps.validate import validate_files
         from validation import gates, grouped  # noqa: F401
+
+        if (code_root / "validation" / "chunked.py").exists():  # not in older revisions
+            import validation.chunked  # noqa: F401
     else:
         from retrain.steps.ingest import route_batch
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,17 +43,21 @@ def peak_mb() -> float:
 
 def measure(variant: str, path: Path, chunk_rows: int) -> dict[str, Any]:
     """In the subprocess: warm up, then validate the file once; one JSON line on stdout."""
+    import pandas as pd
+
     from retrain.config import load_config
     from retrain.datagen import generate, write_batch
     from retrain.tables import iter_table, read_table
-    from validation.gates import validate_raw_chunks, validate_raw_file
+    from validation.chunked import validate_raw_chunks
+    from validation.gates import validate_raw_file
 
     cfg = load_config(ROOT / "retrain.toml", env={})
     small = write_batch(generate(300, seed=0, start=datetime(2026, 1, 1)), "csv")
     if variant == "whole":
         validate_raw_file(read_table(small, FILE_NAME, cfg.dataset), cfg, run_name="warm-up")
     else:  # two chunks: builds the partial checkpoints too
-        validate_raw_chunks(iter_table(small, FILE_NAME, cfg.dataset, 200), cfg, run_name="warm")
+        chunks = iter_table(small, FILE_NAME, cfg.dataset, 200)
+        validate_raw_chunks(chunks, cfg, run_name="warm", workdir=Path(tempfile.mkdtemp()))
     base = peak_mb()
     start = time.perf_counter()
     data = path.read_bytes()
@@ -62,8 +67,12 @@ def measure(variant: str, path: Path, chunk_rows: int) -> dict[str, Any]:
         rows, ids = len(df), df[cfg.dataset.id_column]  # what ingest keeps for the ledger
     else:
         chunks = iter_table(data, FILE_NAME, cfg.dataset, chunk_rows)
-        validated = validate_raw_chunks(chunks, cfg, run_name="bench")
+        workdir = Path(tempfile.mkdtemp())
+        validated = validate_raw_chunks(chunks, cfg, run_name="bench", workdir=workdir)
         result, rows, ids = validated.result, validated.rows, validated.ids
+        if isinstance(ids, Path):  # a local ids file, as ingest stages it
+            ids = pd.read_parquet(ids)["id"]
+            shutil.rmtree(workdir)
     seconds = time.perf_counter() - start
     assert len(ids) == rows
     return {

@@ -95,11 +95,12 @@ def _add_checkpoint(
     )
 
 
-# How each raw expectation type is checked when a file is validated in chunks. "rows": it holds
-# for the file iff it holds for every chunk (each chunk has the file's columns), and its counts
-# add up. "totals": it needs the whole file (row count, a missing share, uniqueness) and runs
-# once on a compact frame of the file. An expectation not listed here cannot be split: adding
-# one to validation.suites without classifying it here fails loudly (and in the tests).
+# How each raw expectation type is checked when a file is validated in parts (chunks of one
+# file, or many files at once). "rows": it holds for the file iff it holds for every part (each
+# part has the file's columns), and its counts add up. "totals": it needs the whole file (row
+# count, a missing share, uniqueness): validation.chunked counts them over the chunks,
+# validation.grouped measures them per file. An expectation not listed here cannot be split:
+# adding one to validation.suites without classifying it here fails loudly (and in the tests).
 _ROW_WISE = frozenset(
     {
         "expect_column_to_exist",
@@ -146,8 +147,8 @@ class ChunkedRawGate:
     context: EphemeralDataContext
     suite: str  # the whole raw suite's name: chunked results read as its results
     order: tuple[str, ...]  # expectation_key of each raw expectation, in suite order
-    value_columns: tuple[str, ...]  # columns whose values the totals need (uniqueness)
-    null_columns: tuple[str, ...]  # columns whose missing share the totals check (``mostly``)
+    unique_columns: tuple[str, ...]  # columns whose values must be unique over the file
+    null_columns: tuple[str, ...]  # columns with a missing-share limit (``mostly``)
 
 
 def _split_raw_suite(cfg: Config) -> tuple[gx.ExpectationSuite, list[Any], list[Any]]:
@@ -194,17 +195,15 @@ def get_chunked_raw_gate(cfg: Config) -> ChunkedRawGate:
         },
     )
     kinds = [(e.expectation_type, e.configuration.kwargs) for e in totals]
-    values = tuple(dict.fromkeys(k["column"] for t, k in kinds if t == UNIQUE))
-    nulls = tuple(
-        dict.fromkeys(k["column"] for t, k in kinds if t == NOT_NULL and k["column"] not in values)
-    )
+    unique = tuple(dict.fromkeys(k["column"] for t, k in kinds if t == UNIQUE))
+    nulls = tuple(dict.fromkeys(k["column"] for t, k in kinds if t == NOT_NULL))
     return ChunkedRawGate(
         context=context,
         suite=name,
         order=tuple(
             expectation_key(e.expectation_type, e.configuration.kwargs) for e in suite.expectations
         ),
-        value_columns=values,
+        unique_columns=unique,
         null_columns=nulls,
     )
 

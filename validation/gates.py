@@ -8,11 +8,10 @@ nothing: the result lives in the returned object only (see :mod:`validation.cont
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from retrain.clip import shown
@@ -22,13 +21,8 @@ from validation.bounds import MESSAGE_CHARS, bounded_item, column_set_reason, qu
 from validation.context import (
     DATASOURCE,
     RAW_CHECKPOINT,
-    RAW_ROWS_CHECKPOINT,
-    RAW_TOTALS_CHECKPOINT,
     RESULT_FORMAT,
     TRAINING_CHECKPOINT,
-    ChunkedRawGate,
-    expectation_key,
-    get_chunked_raw_gate,
     get_context,
 )
 from validation.suites import raw_suite_name
@@ -38,10 +32,12 @@ if TYPE_CHECKING:
 
 _EXAMPLES = 3  # example values quoted per failure in a summary
 # Rows per chunk when a landed file is validated in chunks (retrain.tables.iter_table): GX's
-# working memory grows with the rows it checks at once (~1 GB for a 1M-row file in one piece),
-# its fixed cost with the runs (~0.4 s each): 250k rows, a 1M-row file in 12 s (100k: 15 s)
-# within ~580 MB (100k: ~520 MB).
-RAW_CHUNK_ROWS = 250_000
+# working memory grows with the rows it checks at once (~1 KB a row of 20 columns), its fixed
+# cost with the runs (~1 s each). A light task (validate_N, [resources] task_memory_mb, 512 MiB
+# of which GX's import takes ~300) checks 100k rows at a time; validate_large, a heavy task
+# (files of [resources] large_file_mb or more), 250k: a 20M-row file in 80 runs, not 200.
+RAW_CHUNK_ROWS = 100_000
+LARGE_CHUNK_ROWS = 250_000
 
 
 @dataclass(frozen=True)
@@ -200,138 +196,12 @@ class RawValidation:
 
     result: GateResult
     rows: int
-    # The file's id column as text, as the ledger stages it (empty if the file has none).
-    ids: pd.Series = field(compare=False, repr=False)
+    # The file's id column as text, as the ledger stages it (empty if the file has none): in
+    # memory for a file of one chunk, else a local Parquet file (column ``id``, a row group a
+    # chunk) written chunk by chunk (validation.chunked).
+    ids: pd.Series | Path = field(compare=False, repr=False)
     # validation.grouped: the files (positions in its input) this result was shared with.
     group: tuple[int, ...] = ()
-
-
-def validate_raw_chunks(
-    chunks: Iterable[pd.DataFrame], cfg: Config, *, run_name: str
-) -> RawValidation:
-    """Validate one landed file given as chunks (:func:`retrain.tables.iter_table`), with the
-    verdict :func:`validate_raw_file` gives for the whole file, in memory bounded by the chunk.
-
-    A single chunk is simply validated whole. Otherwise the raw suite runs split in two (see
-    :func:`validation.context.classify_raw_expectation`): the row-wise expectations on each
-    chunk, their counts added up and the examples of the first failing chunks kept; the others
-    (row count, missing shares, uniqueness) once on a compact frame with the file's rows, the
-    values of the columns that must be unique (the ids, which ingest needs anyway) and a
-    missing-value marker per column with a missing-share limit. An unreadable chunk raises
-    :class:`retrain.tables.UnreadableFile` as :func:`retrain.tables.read_table` would.
-    """
-    iterator = iter(chunks)
-    first = next(iterator, None)
-    if first is None:
-        raise ValueError("no chunks (iter_table yields one even for a file without rows)")
-    second = next(iterator, None)
-    id_column = cfg.dataset.id_column
-    if second is None:
-        ids = text_ids(first, id_column)
-        result = validate_raw_file(first, cfg, run_name=run_name)
-        return RawValidation(result=result, rows=len(first), ids=ids)
-    run = _ChunkedRun(get_chunked_raw_gate(cfg), cfg, run_name)
-    run.add(first)
-    del first  # from here on, one chunk at a time
-    run.add(second)
-    del second
-    for chunk in iterator:
-        run.add(chunk)
-        del chunk  # not alive while the next one is parsed
-    return run.finish()
-
-
-def _release_freed_memory() -> None:
-    """Return what pyarrow's allocator keeps of freed chunks (their text columns) to the system:
-    one chunk's pages rarely fit the next, and over a 1M-row file tens of MB of them pile up."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()  # ~2 ms
-
-
-class _ChunkedRun:
-    """State of one chunked validation: merged row-wise results and the compact frame's parts."""
-
-    def __init__(self, gate: ChunkedRawGate, cfg: Config, run_name: str) -> None:
-        self.gate, self.cfg, self.run_name = gate, cfg, run_name
-        self.results: dict[str, dict[str, Any]] = {}
-        self.meta: dict[str, Any] = {}
-        self.chunks = 0
-        self.rows = 0
-        self.columns: list[str] | None = None  # the view's columns, the same in every chunk
-        self.values: dict[str, list[pd.Series]] = {c: [] for c in gate.value_columns}
-        self.missing: dict[str, list[np.ndarray]] = {c: [] for c in gate.null_columns}
-        self.ids: list[pd.Series] = []
-        self.ids_are_values = True  # the text ids are the id column's view values (no 2nd copy)
-
-    def add(self, chunk: pd.DataFrame) -> None:
-        view = raw_file_view(chunk, self.cfg)
-        if self.columns is None:
-            self.columns = list(view.columns)
-        elif list(view.columns) != self.columns:
-            raise ValueError(f"chunk {self.chunks} has other columns than the first chunk")
-        validation = run_raw_checkpoint(self.gate.context, RAW_ROWS_CHECKPOINT, view, self.run_name)
-        for item in validation["results"]:
-            key = _item_key(item)
-            self.results[key] = _merge_item(self.results.get(key), item)
-        if not self.meta:  # without the batch markers: they would describe the first chunk only
-            meta = validation.get("meta") or {}
-            self.meta = {k: v for k, v in meta.items() if "batch" not in k}
-        for name, parts in self.values.items():
-            if name in view.columns:
-                parts.append(view[name].reset_index(drop=True))
-        for name, parts in self.missing.items():
-            if name in view.columns:
-                marker = np.ones(len(view), dtype=np.float16)
-                marker[view[name].isna().to_numpy()] = np.nan
-                parts.append(marker)
-        id_column = self.cfg.dataset.id_column
-        if id_column in chunk.columns:
-            ids = text_ids(chunk, id_column).reset_index(drop=True)
-            values = self.values.get(id_column)
-            if values and ids.dtype == values[-1].dtype and ids.equals(values[-1]):
-                ids = values[-1]
-            else:
-                self.ids_are_values = False
-            self.ids.append(ids)
-        self.chunks += 1
-        self.rows += len(chunk)
-        del view
-        _release_freed_memory()
-
-    def finish(self) -> RawValidation:
-        index = pd.RangeIndex(self.rows)
-        compact = pd.DataFrame(index=index)
-        values: dict[str, pd.Series] = {}
-        for name, value_parts in self.values.items():
-            if value_parts:
-                values[name] = _concat(value_parts, index)
-                compact[name] = _equality_codes(values[name])
-        while self.missing:  # one column's parts at a time: they and the whole never all coexist
-            name, marker_parts = self.missing.popitem()
-            if marker_parts:
-                compact[name] = np.concatenate(marker_parts)
-                marker_parts.clear()
-        self.values.clear()
-        _release_freed_memory()
-        totals = run_checkpoint(self.gate.context, RAW_TOTALS_CHECKPOINT, compact, self.run_name)
-        for item in totals["results"]:
-            column = item["expectation_config"]["kwargs"].get("column")
-            if column in values and compact[column] is not values[column]:
-                item = _decoded(item, compact[column], values[column])
-            self.results[_item_key(item)] = item
-        del compact
-        id_column = self.cfg.dataset.id_column
-        if self.ids_are_values and id_column in values:
-            ids = values[id_column].rename(id_column)
-        else:
-            ids = _concat(self.ids, index).rename(id_column) if self.ids else _no_ids(id_column)
-        position = {key: i for i, key in enumerate(self.gate.order)}
-        results = sorted(self.results.values(), key=lambda r: position.get(_item_key(r), 1 << 30))
-        meta = {**self.meta, "chunks": self.chunks, "rows": self.rows}
-        validation = assembled_validation(self.gate.suite, results, meta)
-        result = gate_result(validation, self.cfg.dataset.column_names)
-        return RawValidation(result=result, rows=self.rows, ids=ids)
 
 
 def assembled_validation(
@@ -355,45 +225,6 @@ def assembled_validation(
     }
 
 
-def _equality_codes(values: pd.Series) -> pd.Series:
-    """Text values as dense ranks (equal iff the texts are equal; missing stays missing), or the
-    values themselves. pandas finds duplicates among a million text ids through a dictionary of
-    them (+~120 MB at once), among their ranks with ~25 MB; pyarrow ranks them by sorting."""
-    dtype = values.dtype
-    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
-        return values
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    ranks = pc.rank(pa.array(values.array), sort_keys="ascending", tiebreaker="dense")
-    codes = ranks.to_numpy().astype(np.float64)  # exact below 2**53
-    codes[values.isna().to_numpy()] = np.nan
-    return pd.Series(codes, index=values.index)
-
-
-def _decoded(item: dict[str, Any], codes: pd.Series, values: pd.Series) -> dict[str, Any]:
-    """A result on :func:`_equality_codes` with its example codes turned back into values."""
-    result = dict(item.get("result") or {})
-    examples = result.get("partial_unexpected_list")
-    if not examples:
-        return item
-    positions = codes.to_numpy()
-    value_of = {
-        code: values.iloc[int(np.flatnonzero(positions == code)[0])] for code in set(examples)
-    }
-    result["partial_unexpected_list"] = [value_of[code] for code in examples]
-    result.pop("partial_unexpected_counts", None)
-    if (counts := _partial_counts(result["partial_unexpected_list"])) is not None:
-        result["partial_unexpected_counts"] = counts
-    return {**item, "result": result}
-
-
-def _concat(parts: list[pd.Series], index: pd.RangeIndex) -> pd.Series:
-    values = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    parts.clear()
-    return values.set_axis(index)
-
-
 def text_ids(df: pd.DataFrame, id_column: str) -> pd.Series:
     if id_column not in df.columns:
         return _no_ids(id_column)
@@ -404,61 +235,7 @@ def _no_ids(id_column: str) -> pd.Series:
     return pd.Series([], dtype="str", name=id_column)
 
 
-def _item_key(item: dict[str, Any]) -> str:
-    config = item["expectation_config"]
-    return expectation_key(config["type"], config["kwargs"])
-
-
-def _merge_item(merged: dict[str, Any] | None, item: dict[str, Any]) -> dict[str, Any]:
-    """One row-wise expectation over the chunks so far: failed if it failed in any chunk, with
-    the counts added up and the examples of the first failing chunks (as a whole-file run would
-    list them: in file order, up to the result format's limit)."""
-    if merged is None:
-        return item
-    if _exception(merged):
-        return merged  # as in a whole-file run, a check that could not run has no counts
-    if _exception(item):
-        return {**merged, "success": False, "result": {}, "exception_info": item["exception_info"]}
-    out = {**merged, "success": bool(merged["success"] and item["success"])}
-    before, after = merged.get("result") or {}, item.get("result") or {}
-    if "element_count" in before and "element_count" in after:
-        out["result"] = _merge_counts(before, after)
-    elif merged["success"] and not item["success"]:
-        out["result"] = after  # e.g. the column set: the first failing chunk explains it
-    return out
-
-
-def _merge_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """GX's SUMMARY map result of two consecutive parts of a column (see GX's
-    ``_format_map_output``: same fields, same percentages)."""
-    limit = int(RESULT_FORMAT["partial_unexpected_count"])
-    elements = int(a["element_count"]) + int(b["element_count"])
-    unexpected = int(a.get("unexpected_count") or 0) + int(b.get("unexpected_count") or 0)
-    has_missing = "missing_count" in a or "missing_count" in b
-    missing = int(a.get("missing_count") or 0) + int(b.get("missing_count") or 0)
-    total = unexpected / elements * 100 if elements else None
-    nonmissing = elements - missing
-    percent = total if not has_missing else (unexpected / nonmissing * 100 if nonmissing else None)
-    out: dict[str, Any] = {
-        "element_count": elements,
-        "unexpected_count": unexpected,
-        "unexpected_percent": percent if elements else None,
-    }
-    if has_missing:
-        out["missing_count"] = missing
-        out["missing_percent"] = missing / elements * 100 if elements else None
-        out["unexpected_percent_total"] = total
-        out["unexpected_percent_nonmissing"] = percent if elements else None
-    for key in ("partial_unexpected_list", "partial_unexpected_index_list"):
-        if key in a or key in b:
-            out[key] = [*_list(a, key), *_list(b, key)][:limit]
-    examples = out.get("partial_unexpected_list")
-    if examples is not None and (counts := _partial_counts(examples)) is not None:
-        out["partial_unexpected_counts"] = counts
-    return out
-
-
-def _partial_counts(examples: list[Any]) -> list[dict[str, Any]] | None:
+def partial_counts(examples: list[Any]) -> list[dict[str, Any]] | None:
     """GX's ``partial_unexpected_counts`` of example values (None where GX leaves them out:
     unhashable or unorderable values)."""
     limit = int(RESULT_FORMAT["partial_unexpected_count"])
@@ -470,10 +247,6 @@ def _partial_counts(examples: list[Any]) -> list[dict[str, Any]] | None:
         ]
     except TypeError:
         return None
-
-
-def _list(result: dict[str, Any], key: str) -> list[Any]:
-    return list(result.get(key) or [])
 
 
 def validate_training_set(df: pd.DataFrame, cfg: Config, *, run_name: str) -> GateResult:
@@ -615,7 +388,7 @@ def gate_result(validation: dict[str, Any], columns: tuple[str, ...]) -> GateRes
         if item["success"]:
             continue
         config = item["expectation_config"]
-        exception = _exception(item)
+        exception = exception_of(item)
         details = {
             "kwargs": {k: v for k, v in config["kwargs"].items() if k != "batch_id"},
             "result": item.get("result") or {},
@@ -642,7 +415,7 @@ def gate_result(validation: dict[str, Any], columns: tuple[str, ...]) -> GateRes
     )
 
 
-def _exception(item: dict[str, Any]) -> dict[str, Any]:
+def exception_of(item: dict[str, Any]) -> dict[str, Any]:
     """The exception an expectation raised, or ``{}``."""
     exception = item.get("exception_info") or {}
     if not exception.get("raised_exception"):

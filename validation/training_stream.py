@@ -59,9 +59,9 @@ from retrain.trainset import (
 from validation.context import RESULT_FORMAT, TRAINING_CHECKPOINT, expectation_key, get_context
 from validation.gates import (
     GateResult,
-    _partial_counts,
     assembled_validation,
     gate_result,
+    partial_counts,
     run_checkpoint,
 )
 
@@ -382,6 +382,6 @@ def _map_result(
         "unexpected_percent_nonmissing": percent,
         "partial_unexpected_index_list": [int(p) for p in where[:_EXAMPLES]],
     }
-    if (counts := _partial_counts(result["partial_unexpected_list"])) is not None:
+    if (counts := partial_counts(result["partial_unexpected_list"])) is not None:
         result["partial_unexpected_counts"] = counts
     return result

@@ -10,8 +10,18 @@ process died while on those objects: each marker naming an object counts one dea
 Validation (``steps.validate``) reads the deaths of its files first. A file that reached
 ``[ingest] max_file_attempts`` is quarantined without being read again; a file with fewer is a
 *suspect*, validated alone under a marker of its own, so that a death is charged to the file
-that caused it and not to the batch-mates it happened to share a run with. Markers of objects
-that have been routed since (every landed object ends up claimed) are swept by the route step.
+that caused it and not to the batch-mates it happened to share a run with. Routing
+(``steps.ingest``) reads a heavy file's ids under a marker naming only that file, and claims a
+file whose route deaths reached the limit into quarantine without reading its ids. Markers of
+objects that have been routed since (every landed object ends up claimed) are swept by the
+route step.
+
+Deaths count per step (a marker's ``stage``), they do not add up: each step charges a death by
+its own rule. Validation's first pass charges every file of its chunk at once (then isolates the
+suspects); routing charges only the file it was reading. Added up, one shared validation death
+and one route death would quarantine a batch-mate that never killed anything. Per step, a file
+that keeps killing either step is taken out at the limit of that step, and every death is
+counted by the step it happened in.
 """
 
 from __future__ import annotations
@@ -29,6 +39,9 @@ from retrain.layout import Layout
 from retrain.storage import ObjectNotFound, S3Storage
 
 log = logging.getLogger(__name__)
+
+VALIDATE = "validate"
+ROUTE = "route"
 
 
 @dataclass(frozen=True)
@@ -61,10 +74,18 @@ class Attempts:
             )
         return out
 
-    def deaths(self, object_ids: Iterable[str]) -> dict[str, int]:
-        """How many times a process died while working on each of ``object_ids``."""
+    def deaths(self, object_ids: Iterable[str], stage: str = VALIDATE) -> dict[str, int]:
+        """How many times a process of ``stage`` died while working on each of
+        ``object_ids`` (a marker without a stage is validation's, the first step to write
+        them)."""
         wanted = set(object_ids)
-        counts = Counter(o for m in self.markers() for o in m.objects if o in wanted)
+        counts = Counter(
+            o
+            for m in self.markers()
+            if (m.stage or VALIDATE) == stage
+            for o in m.objects
+            if o in wanted
+        )
         return {o: counts.get(o, 0) for o in wanted}
 
     @contextlib.contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from pathlib import Path
 
 ENV = "RETRAIN_FAULT_KILL_ON"
 HEAD = 64 * 1024
@@ -18,8 +19,17 @@ HEAD = 64 * 1024
 log = logging.getLogger(__name__)
 
 
-def kill_on_marker(data: bytes, key: str) -> None:
+def kill_on_marker(source: bytes | Path, key: str) -> None:
+    """SIGKILL this process if the marker is set and in the file's (bytes' or local path's)
+    first HEAD bytes; only those are read."""
     marker = os.environ.get(ENV, "")
-    if marker and marker.encode() in data[:HEAD]:
+    if not marker:
+        return
+    if isinstance(source, bytes):
+        head = source[:HEAD]
+    else:
+        with source.open("rb") as f:
+            head = f.read(HEAD)
+    if marker.encode() in head:
         log.error("%s holds the fault marker %s: killing this process (SIGKILL)", key, ENV)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -9,27 +9,36 @@ an object can never end up in two places, whatever dies when.
 Accepted content is recorded by its SHA-256 (``content/``), so the same bytes uploaded again under
 any name are recognised as a duplicate; the ids of accepted files (``ids/``) let the
 duplicate-id policy name the earlier file. Retract and replay are recorded in ``actions/``.
+
+Id files (staged by validation, promoted to ``ids/`` when their file is accepted) are Parquet with
+one text column ``id``, in row groups of at most ``id_overlap.ID_ROW_GROUP`` ids: routing reads
+them a row group at a time (:mod:`retrain.id_overlap`), and promotes them with a server-side copy,
+so no step holds a file's ids in memory.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import secrets
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
 
+from retrain import id_overlap
+from retrain.id_overlap import ID_COLUMN, BatchOverlap, IdFile, IdOverlap, check
 from retrain.layout import Layout, format_last_modified, object_id
 from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
 
-if TYPE_CHECKING:
-    import pyarrow as pa
+__all__ = ["ID_COLUMN", "BatchOverlap", "Claim", "IdOverlap", "Ledger", "Verdict"]
 
 Verdict = Literal["raw", "quarantine"]
-ID_COLUMN = "id"
 
 
 @dataclass(frozen=True)
@@ -59,55 +68,6 @@ class Claim:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class IdOverlap:
-    """Ids of a new file that accepted files already brought."""
-
-    count: int
-    examples: tuple[str, ...]
-    earlier: tuple[str, ...] = field(default=())  # content hashes of the files that had them
-
-
-class IdIndex:
-    """Every id of every accepted file, with the content hash of the file that brought it."""
-
-    def __init__(self, frame: pd.DataFrame | None = None) -> None:
-        self._frame = (
-            frame if frame is not None else pd.DataFrame({ID_COLUMN: [], "sha256": []}, dtype=str)
-        )
-
-    def __len__(self) -> int:
-        return len(self._frame)
-
-    def overlap(self, ids: pd.Series, examples: int = 5) -> IdOverlap:
-        import pyarrow.compute as pc
-
-        # pyarrow's hash set: pandas' isin on text builds a Python scalar per value (7 s for a
-        # file of 1M ids)
-        known = _text_array(self._frame[ID_COLUMN])
-        hits = self._frame[pc.is_in(known, value_set=_text_array(ids)).to_numpy(False)]
-        if hits.empty:
-            return IdOverlap(0, ())
-        distinct = hits[ID_COLUMN].drop_duplicates()
-        return IdOverlap(
-            count=len(distinct),
-            examples=tuple(distinct.head(examples)),
-            earlier=tuple(hits["sha256"].drop_duplicates()),
-        )
-
-    def add(self, ids: pd.Series, sha256: str) -> None:
-        new = pd.DataFrame({ID_COLUMN: ids.astype(str).to_numpy(), "sha256": sha256})
-        self._frame = pd.concat([self._frame, new], ignore_index=True)
-
-
-def _text_array(values: pd.Series) -> pa.Array:
-    """``values`` as text, in one Arrow type (pandas keeps text as ``string`` or
-    ``large_string``)."""
-    import pyarrow as pa
-
-    return pa.array(values.astype(str).array).cast(pa.large_string())
 
 
 class Ledger:
@@ -144,9 +104,9 @@ class Ledger:
         except ObjectNotFound:
             return None
 
-    def record_content(self, claim: Claim, ids: pd.Series | None = None) -> None:
+    def record_content(self, claim: Claim) -> None:
         """Mark the claim's bytes as accepted (create-only; the same claim again is a no-op) and
-        keep its ids: ``ids`` when the caller has them, else the staged copy."""
+        promote its staged ids to ``ids/`` (a server-side copy: no ids pass through here)."""
         assert claim.sha256 is not None
         record = {
             "sha256": claim.sha256,
@@ -162,12 +122,7 @@ class Ledger:
             existing = self.accepted_content(claim.sha256)
             if existing is None or existing.get("object_id") != claim.object_id:
                 raise
-        if ids is not None:
-            self._write_ids(self.layout.ids_key(claim.sha256), ids)
-        else:
-            self._copy_if_missing(
-                self.layout.staged_ids_key(claim.sha256), self.layout.ids_key(claim.sha256)
-            )
+        self._promote_ids(claim.sha256)
 
     def forget_content(self, sha256: str) -> None:
         """A retracted file's bytes and ids no longer count as ingested."""
@@ -176,20 +131,23 @@ class Ledger:
 
     # -- ids ----------------------------------------------------------------------------------
 
-    def stage_ids(self, sha256: str, ids: pd.Series) -> None:
-        self._write_ids(self.layout.staged_ids_key(sha256), ids)
-
-    def _write_ids(self, key: str, ids: pd.Series) -> None:
-        buf = io.BytesIO()
-        pd.DataFrame({ID_COLUMN: ids.astype(str).reset_index(drop=True)}).to_parquet(
-            buf, index=False
-        )
-        self.storage.put_bytes(key, buf.getvalue())
+    def stage_ids(self, sha256: str, ids: pd.Series | Path | str) -> None:
+        """Stage a validated file's ids for routing: a Series (written here), or the path of a
+        local id file (column ``id``, row groups of at most ``ID_ROW_GROUP``: see
+        ``id_overlap.IdWriter``), uploaded as is, streamed from disk."""
+        key = self.layout.staged_ids_key(sha256)
+        if isinstance(ids, str | os.PathLike):
+            IdFile.open(sha256, Path(ids))  # refuse a file routing could not read, here
+            self.storage.upload(key, ids)
+        else:
+            self.storage.put_bytes(key, _id_parquet(ids))
 
     def staged_ids(self, sha256: str) -> pd.Series:
+        """A staged file's ids, whole in memory (tests and tools; routing streams them)."""
         return self._read_ids(self.layout.staged_ids_key(sha256))
 
     def accepted_ids(self, sha256: str) -> pd.Series:
+        """An accepted file's ids, whole in memory (tests and tools; routing streams them)."""
         return self._read_ids(self.layout.ids_key(sha256))
 
     def drop_staged_ids(self, sha256: str) -> None:
@@ -243,28 +201,60 @@ class Ledger:
                 hashes.add(claim.sha256)
         return hashes
 
-    def id_index(self, pool: Executor | None = None) -> IdIndex:
-        """All ids of accepted files. Reads one small Parquet file per accepted file (through
-        ``pool`` when given, concurrently)."""
-        keys = [o.key for o in self.storage.iter_objects(self.layout.ids_prefix)]
-        reads = pool.map(self._read_ids, keys) if pool is not None else map(self._read_ids, keys)
-        frames = []
-        for key, ids in zip(keys, reads, strict=True):
-            sha = key.rsplit("/", 1)[-1].removesuffix(".parquet")
-            frames.append(pd.DataFrame({ID_COLUMN: ids.to_numpy(), "sha256": sha}))
-        if not frames:
-            return IdIndex()
-        return IdIndex(pd.concat(frames, ignore_index=True))
+    def batch_overlap(
+        self,
+        hashes: Sequence[str],
+        workdir: Path,
+        pool: Executor | None = None,
+        *,
+        reading: Callable[[str], AbstractContextManager[Any]] | None = None,
+    ) -> BatchOverlap:
+        """The ids of the staged files ``hashes`` (a batch's, in its order) that accepted files
+        brought, or that several of them share (:func:`retrain.id_overlap.check`). Every id file
+        is downloaded to ``workdir`` (through ``pool``: concurrently) and read a row group at a
+        time; none is read when there is nothing to compare (no history, one file).
+        ``reading(sha256)``: the context a heavy batch file is read in (its death marker)."""
+        if not hashes:
+            return BatchOverlap()
+        history = [o.key for o in self.storage.iter_objects(self.layout.ids_prefix)]
+        if not history and len(hashes) == 1:
+            return BatchOverlap()
+        staged = [self.layout.staged_ids_key(sha) for sha in hashes]
+        keys = history + staged
+        paths = [workdir / f"ids-{n}.parquet" for n in range(len(keys))]
+        run = pool.map if pool is not None else map
+        got = list(run(self._download_ids, keys, paths))
+        n = len(history)
+        for key, ok in zip(staged, got[n:], strict=True):
+            if not ok:
+                raise ObjectNotFound(f"{self.storage.uri(key)}: staged ids missing")
+        known = [
+            IdFile.open(_sha_of(key), path)
+            for key, path, ok in zip(history, paths[:n], got[:n], strict=True)
+            if ok
+        ]
+        batch = [IdFile.open(sha, path) for sha, path in zip(hashes, paths[n:], strict=True)]
+        return check(known, batch, workdir / "spill", reading=reading)
+
+    def _download_ids(self, key: str, path: Path) -> bool:
+        """``key`` to ``path``; False when it is gone (an accepted file retracted since the
+        listing: its ids no longer count)."""
+        try:
+            self.storage.download(key, path)  # streamed to disk; its return value is not used
+        except ObjectNotFound:
+            return False
+        return True
 
     def _read_ids(self, key: str) -> pd.Series:
         frame = pd.read_parquet(io.BytesIO(self.storage.get_bytes(key)))
         return frame[ID_COLUMN].astype(str)
 
-    def _copy_if_missing(self, src: str, dst: str) -> None:
-        if self.storage.exists(dst):
-            return
+    def _promote_ids(self, sha256: str) -> None:
+        """Staged ids to ``ids/``, server-side. Copying again is harmless (the same bytes);
+        staged ids already gone mean an earlier finish promoted them (and dropped them)."""
+        src, dst = self.layout.staged_ids_key(sha256), self.layout.ids_key(sha256)
         try:
-            self.storage.put_bytes(dst, self.storage.get_bytes(src))
+            self.storage.copy(src, dst)
         except ObjectNotFound:
             if not self.storage.exists(dst):
                 raise
@@ -283,3 +273,18 @@ class Ledger:
         """The newest ``limit`` retract/replay records, newest first."""
         keys = sorted(o.key for o in self.storage.iter_objects(self.layout.actions_prefix))
         return [self.storage.get_json(k) for k in reversed(keys[-limit:])]
+
+
+def _id_parquet(ids: pd.Series) -> bytes:
+    """``ids`` as an id file (text, row groups of at most ``ID_ROW_GROUP``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    table = pa.table({ID_COLUMN: pa.array(ids.astype(str).to_numpy(), pa.string())})
+    pq.write_table(table, buf, row_group_size=id_overlap.ID_ROW_GROUP)
+    return buf.getvalue()
+
+
+def _sha_of(ids_key: str) -> str:
+    return ids_key.rsplit("/", 1)[-1].removesuffix(".parquet")

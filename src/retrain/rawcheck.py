@@ -2,11 +2,15 @@
 what a normal file costs (issue 21).
 
 - :func:`looks_like`: what a file named ``.csv`` really is when it is not text (a renamed
-  Parquet, ZIP, XLSX or gzip file), from its first bytes.
+  Parquet, ZIP, XLSX or gzip file), from its first (and, for a ZIP, last) bytes.
 - :func:`scan_csv`: the longest cell and the header's width of a CSV file, by a vectorized scan
   of its bytes in bounded memory (a gzip file is decompressed as a stream, at most
   :data:`MAX_GZIP_RATIO` times its size). One unbalanced quote turns the rest of a file into one
   cell; the parsers downstream (pandas, dateutil, GX, the reports) are not linear in a cell.
+
+A file is a :data:`Source`: its bytes, or the path of a local copy (a large landed object is
+streamed to disk, never held whole): a path is read in blocks of :data:`SCAN_BYTES`, so the
+scan's memory does not grow with the file, and both give the same answers.
 
 Pure (numpy, zlib, pandas only for the rare exact re-check); :mod:`retrain.tables` raises.
 """
@@ -17,8 +21,11 @@ import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+Source = bytes | Path  # a file's bytes, or the path of a local file
 
 # A header wider than this (or four times the dataset's columns, if more: tables.column_limit)
 # is refused before parsing: 100k columns cost GX ~2 min and 1.3 GB.
@@ -28,6 +35,10 @@ MAX_COLUMNS = 1024
 MAX_GZIP_RATIO = 100
 GZIP_FLOOR_BYTES = 16 << 20
 SCAN_BYTES = 4 << 20  # bytes scanned at a time: the scan's memory is a small multiple of this
+# What looks_like reads of each end of a file: a ZIP names its entries in local headers from the
+# start and again in its central directory at the end (where Excel puts [Content_Types].xml
+# first but openpyxl last, after the sheets).
+LOOK_BYTES = 64 << 10
 
 _QUOTE, _COMMA, _LF, _CR = 34, 44, 10, 13
 
@@ -51,12 +62,46 @@ class CsvShape:
     too_big: int | None = None  # a gzip stream that decompresses beyond this many bytes
 
 
-def looks_like(data: bytes) -> str | None:
-    """What ``data`` looks like when it is not CSV text (``None``: it may be)."""
+def size_of(source: Source) -> int:
+    """The file's size in bytes, without reading it."""
+    return len(source) if isinstance(source, bytes) else source.stat().st_size
+
+
+def read_head(source: Source, n: int, gzipped: bool = False) -> bytes:
+    """The first ``n`` bytes of the file (of its decompressed stream if ``gzipped``: a stream
+    that is not gzip raises ``zlib.error``, a truncated one gives what it holds)."""
+    if not gzipped:
+        if isinstance(source, bytes):
+            return source[:n]
+        with source.open("rb") as f:
+            return f.read(n)
+    parts, total = [], 0
+    for block in _gunzip(source, None):
+        parts.append(bytes(block[: n - total]))
+        total += len(parts[-1])
+        if total >= n:
+            break
+    return b"".join(parts)
+
+
+def _read_tail(source: Source, n: int) -> bytes:
+    if isinstance(source, bytes):
+        return source[-n:]
+    with source.open("rb") as f:
+        f.seek(max(0, source.stat().st_size - n))
+        return f.read(n)
+
+
+def looks_like(source: Source) -> str | None:
+    """What the file looks like when it is not CSV text (``None``: it may be), from its first
+    :data:`LOOK_BYTES` (and its last, for a ZIP's central directory)."""
+    data = read_head(source, LOOK_BYTES)
     head = data[:8]
     if head.startswith(b"PAR1"):
         return "a Parquet file"
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        if size_of(source) > LOOK_BYTES:
+            data += _read_tail(source, LOOK_BYTES)
         if b"xl/workbook" in data or (b"[Content_Types].xml" in data and b"xl/" in data):
             return "an XLSX (Excel) workbook"
         return "a ZIP archive"
@@ -72,7 +117,7 @@ def looks_like(data: bytes) -> str | None:
     return None
 
 
-def scan_csv(data: bytes, gzipped: bool, max_cell_bytes: int) -> CsvShape:
+def scan_csv(source: Source, gzipped: bool, max_cell_bytes: int) -> CsvShape:
     """The header's width and the first cell longer than ``max_cell_bytes``, in one pass.
 
     Fields end at a comma or line break outside quotes; a quote toggles "inside quotes" (RFC
@@ -83,9 +128,9 @@ def scan_csv(data: bytes, gzipped: bool, max_cell_bytes: int) -> CsvShape:
     it reports the error as before.
     """
     scan = _Scan(max_cell_bytes)
-    limit = max(GZIP_FLOOR_BYTES, MAX_GZIP_RATIO * len(data)) if gzipped else None
+    limit = max(GZIP_FLOOR_BYTES, MAX_GZIP_RATIO * size_of(source)) if gzipped else None
     try:
-        for block in _gunzip(data, limit) if gzipped else _blocks(data):
+        for block in _gunzip(source, limit) if gzipped else _blocks(source):
             if scan.add(np.frombuffer(block, dtype=np.uint8)):
                 break
         else:
@@ -96,7 +141,7 @@ def scan_csv(data: bytes, gzipped: bool, max_cell_bytes: int) -> CsvShape:
         return CsvShape(scan.header_columns or 1)
     long_cell = scan.long_cell
     if long_cell is not None and scan.stray_quotes:
-        long_cell = _exact_long_cell(data, gzipped, max_cell_bytes, long_cell)
+        long_cell = _exact_long_cell(source, gzipped, max_cell_bytes, long_cell)
     return CsvShape(scan.header_columns or scan.column + 1, long_cell)
 
 
@@ -104,20 +149,33 @@ class _TooBig(Exception):
     pass
 
 
-def _blocks(data: bytes) -> Iterator[memoryview]:
-    view = memoryview(data)
-    for start in range(0, len(data), SCAN_BYTES):
-        yield view[start : start + SCAN_BYTES]
+def _blocks(source: Source) -> Iterator[bytes | memoryview]:
+    """The file in blocks of at most SCAN_BYTES; a path is read one block at a time."""
+    if isinstance(source, bytes):
+        view = memoryview(source)
+        for start in range(0, len(source), SCAN_BYTES):
+            yield view[start : start + SCAN_BYTES]
+        return
+    with source.open("rb") as f:
+        while block := f.read(SCAN_BYTES):
+            yield block
 
 
-def _gunzip(data: bytes, limit: int | None) -> Iterator[bytes]:
+def _gunzip(source: Source, limit: int | None) -> Iterator[bytes]:
     """The decompressed stream in blocks of at most SCAN_BYTES (every member of a multi-member
-    file), raising :class:`_TooBig` once it passes ``limit`` bytes."""
-    total, rest = 0, data
-    while rest:
-        inflate = zlib.decompressobj(wbits=31)
-        pending = rest
-        while pending or not inflate.eof:
+    file), raising :class:`_TooBig` once it passes ``limit`` bytes. The compressed input is fed
+    in blocks too: memory stays a few SCAN_BYTES whatever the file's size."""
+    total, first = 0, True
+    inflate: zlib._Decompress | None = None
+    for piece in _blocks(source):
+        pending: bytes | memoryview = piece
+        while True:
+            if inflate is None:
+                if not first:  # zero padding between members
+                    pending = bytes(pending).lstrip(b"\0")
+                    if not pending:
+                        break
+                inflate, first = zlib.decompressobj(wbits=31), False
             block = inflate.decompress(pending, SCAN_BYTES)
             pending = inflate.unconsumed_tail
             if block:
@@ -125,11 +183,11 @@ def _gunzip(data: bytes, limit: int | None) -> Iterator[bytes]:
                 if limit is not None and total > limit:
                     raise _TooBig
                 yield block
-            elif not pending:
-                break  # truncated stream: reading the file reports it
-        if not inflate.eof:
-            return
-        rest = inflate.unused_data.lstrip(b"\0")
+            if inflate.eof:
+                pending, inflate = inflate.unused_data, None
+            elif not block and not pending:
+                break  # this member needs more input
+    # A member still open here is a truncated stream: reading the file reports it.
 
 
 class _Scan:
@@ -243,7 +301,7 @@ class _Scan:
 
 
 def _exact_long_cell(
-    data: bytes, gzipped: bool, max_cell_bytes: int, guess: LongCell
+    source: Source, gzipped: bool, max_cell_bytes: int, guess: LongCell
 ) -> LongCell | None:
     """The first long cell as pandas reads the file (it opens quotes only at a field's start),
     record by record in chunks; ``guess`` if pandas cannot read it (it will say why later)."""
@@ -251,7 +309,7 @@ def _exact_long_cell(
 
     try:
         reader = pd.read_csv(
-            io.BytesIO(data),
+            io.BytesIO(source) if isinstance(source, bytes) else source,
             header=None,
             dtype=str,
             keep_default_na=False,

@@ -8,10 +8,10 @@ compare-and-swap, so they are first-class arguments rather than raw boto3 kwargs
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import mimetypes
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +74,17 @@ class Opened:
             yield from self.body.iter_chunks(size)
         finally:
             self.body.close()
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """What :meth:`S3Storage.download` wrote: the version's ETag (quotes included) and the
+    SHA-256 (hex) and size of exactly the bytes on disk, so the caller can record what it
+    validated without reading the file again."""
+
+    etag: str
+    sha256: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -246,16 +257,33 @@ class S3Storage:
     def get_bytes(self, key: str) -> bytes:
         return self.get_bytes_with_etag(key)[0]
 
-    def download(self, key: str, path: str | Path) -> str:
-        """Stream ``key`` to the local file ``path`` (never whole in memory); return the ETag
-        of exactly what was written (one GET)."""
-        resp = self._call("get", key, self.client.get_object, Key=key)
+    def download(self, key: str, path: str | Path, *, if_match: str | None = None) -> Downloaded:
+        """Stream ``key`` to the local file ``path`` in one GET, hashing it on the way (never
+        whole in memory); return the ETag, SHA-256 and size of exactly what was written.
+
+        ``if_match``: download only that version of ``key`` (the ETag, as listed), else raise
+        ``PreconditionFailed`` (someone uploaded a new one) without creating ``path``; a key
+        that is gone raises ``ObjectNotFound``. A transfer that fails midway removes ``path``.
+        """
+        kwargs: dict[str, Any] = {"Key": key}
+        if if_match is not None:
+            kwargs["IfMatch"] = if_match
+        resp = self._call("get", key, self.client.get_object, **kwargs)
+        body, digest, size = resp["Body"], hashlib.sha256(), 0
         try:
             with open(path, "wb") as out:
-                shutil.copyfileobj(resp["Body"], out, _COPY_CHUNK)
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"get {self.uri(key)}: {exc}") from exc
-        return resp["ETag"]
+                for chunk in body.iter_chunks(_COPY_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        except BaseException as exc:
+            Path(path).unlink(missing_ok=True)
+            if isinstance(exc, ClientError | BotoCoreError):
+                raise StorageError(f"get {self.uri(key)}: {exc}") from exc
+            raise
+        finally:
+            body.close()
+        return Downloaded(resp["ETag"], digest.hexdigest(), size)
 
     def upload(self, key: str, path: str | Path, *, metadata: dict[str, str] | None = None) -> str:
         """Write the local file ``path`` to ``key`` in one PUT (streamed from disk, up to
@@ -303,6 +331,20 @@ class S3Storage:
         """Delete ``key``; deleting a missing key is not an error (S3 semantics)."""
         self._call("delete", key, self.client.delete_object, Key=key)
 
+    def copy(self, src: str, dst: str, *, if_etag: str | None = None) -> None:
+        """Server-side copy of ``src`` to ``dst`` (overwriting it): the bytes never pass through
+        this process. ``ObjectNotFound`` when ``src`` is missing; with ``if_etag``, only that
+        version of ``src`` is copied. Single request: up to 5 GB."""
+        extra = {"CopySourceIfMatch": if_etag} if if_etag is not None else {}
+        self._call(
+            "copy",
+            f"{dst} (from {src})",
+            self.client.copy_object,
+            Key=dst,
+            CopySource={"Bucket": self.bucket, "Key": src},
+            **extra,
+        )
+
     def move(self, src: str, dst: str, *, if_etag: str | None = None) -> None:
         """Server-side copy then delete, safe to retry after a crash at any point.
 
@@ -320,14 +362,7 @@ class S3Storage:
         if if_etag is not None and head["ETag"].strip('"') != if_etag.strip('"'):
             raise PreconditionFailed(f"move {self.uri(src)}: it is no longer version {if_etag}")
         try:
-            self._call(
-                "copy",
-                f"{dst} (from {src})",
-                self.client.copy_object,
-                Key=dst,
-                CopySource={"Bucket": self.bucket, "Key": src},
-                CopySourceIfMatch=head["ETag"],  # copy exactly the version we looked at
-            )
+            self.copy(src, dst, if_etag=head["ETag"])  # exactly the version we looked at
         except ObjectNotFound:
             if self.exists(dst):  # a concurrent mover finished first
                 return

@@ -1,5 +1,6 @@
 """Files that kill their task (the OOM killer, a crashing parser) are counted and taken out,
-against a real S3-compatible server and a real SIGKILL of a real validating process."""
+against a real S3-compatible server and a real SIGKILL of a real validating or routing
+process."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from retrain.attempts import Attempts
+from retrain.attempts import ROUTE, VALIDATE, Attempts
 from retrain.config import Config
 from retrain.datagen import generate, write_batch
 from retrain.faults import ENV as FAULT_ENV
@@ -66,6 +67,12 @@ def validate_in_a_process(storage: S3Storage, cfg: Config, files: list[dict]) ->
         "validate_files(S3Storage.from_config(cfg.storage), cfg, json.loads(sys.argv[1]),"
         " batch_id='b1')\n"
     )
+    return run_in_a_process(storage, cfg, code, json.dumps(files))
+
+
+def run_in_a_process(storage: S3Storage, cfg: Config, code: str, *args: str) -> int:
+    """``code`` in a process of its own, as Airflow runs a task, against the test's bucket,
+    with the fault hook armed; returns its exit code (-9: SIGKILLed)."""
     env = {
         **os.environ,
         **DUMMY_CREDENTIALS,
@@ -75,9 +82,7 @@ def validate_in_a_process(storage: S3Storage, cfg: Config, files: list[dict]) ->
         "RETRAIN__STORAGE__BUCKET": cfg.storage.bucket,
         FAULT_ENV: MARKER,
     }
-    done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(files)], env=env, timeout=300, check=False
-    )
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, timeout=300, check=False)
     return done.returncode
 
 
@@ -121,3 +126,89 @@ def test_a_file_that_kills_its_task_is_quarantined_and_its_batch_mates_go_on(sto
     )
     assert attempts.markers() == [], "the markers of routed files are swept"
     assert not storage.list_objects(cfg.storage.landing_prefix)
+
+
+def test_deaths_count_per_step(storage, cfg) -> None:
+    """A validation death and a route death are both counted, each by its own step."""
+    layout = Layout.of(cfg)
+    attempts = Attempts(storage, layout)
+    planted = [(["a", "b"], VALIDATE), (["a"], None), (["a"], ROUTE), (["b"], ROUTE)]
+    for n, (objects, stage) in enumerate(planted):
+        doc = {"objects": objects} | ({"stage": stage} if stage else {})
+        storage.put_json(layout.attempt_key(f"dead-{n}"), doc)
+    assert attempts.deaths(["a", "b"]) == {"a": 2, "b": 1}, "a marker without stage: validation"
+    assert attempts.deaths(["a", "b"], VALIDATE) == {"a": 2, "b": 1}
+    assert attempts.deaths(["a", "b", "c"], ROUTE) == {"a": 1, "b": 1, "c": 0}
+
+
+def validated(storage: S3Storage, cfg: Config) -> tuple[list, dict, dict]:
+    """Two clean files landed and validated: the verdicts, the evil one, the good one."""
+    good = land(storage, cfg, "good.csv", write_batch(generate(200, seed=7, start=START), "csv"))
+    evil = land(storage, cfg, "evil.csv", write_batch(generate(200, seed=8, start=START), "csv"))
+    verdicts = validate.validate_files(storage, cfg, [evil, good], batch_id="b1")
+    assert [v.fate for v in verdicts] == ["accept", "accept"]
+    return verdicts, evil, good
+
+
+def test_a_file_that_killed_its_route_is_quarantined_and_its_batch_mate_goes_on(
+    storage, cfg
+) -> None:
+    layout = Layout.of(cfg)
+    attempts = Attempts(storage, layout)
+    verdicts, evil, good = validated(storage, cfg)
+    evil_oid, good_oid = (validate.LandedFile.of(f).object_id for f in (evil, good))
+    for n, (oid, stage) in enumerate(
+        [(evil_oid, ROUTE), (evil_oid, ROUTE), (good_oid, ROUTE), (good_oid, VALIDATE)]
+    ):  # left by killed processes; the good file's two deaths are one per step
+        storage.put_json(layout.attempt_key(f"dead-{n}"), {"objects": [oid], "stage": stage})
+    result = ingest.route_batch(storage, cfg, verdicts, batch_id="b1")
+    fates = {o.source_key: o for o in result.outcomes}
+    assert fates[good["key"]].valid and fates[good["key"]].dest_key.startswith("raw/")
+    bad = fates[evil["key"]]
+    assert not bad.valid and bad.reason.startswith(
+        "could not be processed: the task died 2 times while routing it ("
+    )
+    assert storage.get_json(bad.report_key)["reason"] == bad.reason
+    assert attempts.markers() == [], "the markers of routed files are swept"
+    assert storage.list_objects(f"{cfg.storage.ledger_prefix}staging/") == []
+
+
+ROUTE_AND_DIE = """
+import json, os, signal, sys
+from retrain import id_overlap
+from retrain.config import load_config
+from retrain.steps.ingest import route_batch
+from retrain.storage import S3Storage
+
+id_overlap.MARK_ROWS = 0  # every file is heavy: each is read under its own marker
+spill = id_overlap._spill
+
+def dies_on_evil(f, *args):
+    if f.sha256 == sys.argv[2]:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would, reading its ids
+    spill(f, *args)
+
+id_overlap._spill = dies_on_evil
+cfg = load_config()
+route_batch(S3Storage.from_config(cfg.storage), cfg, json.loads(sys.argv[1]), batch_id="b1")
+"""
+
+
+def test_a_route_killed_on_one_file_charges_that_file_only(storage, cfg) -> None:
+    layout = Layout.of(cfg)
+    attempts = Attempts(storage, layout)
+    verdicts, evil, good = validated(storage, cfg)
+    evil_oid, good_oid = (validate.LandedFile.of(f).object_id for f in (evil, good))
+    (evil_sha,) = [v.sha256 for v in verdicts if v.key == evil["key"]]
+    payload = json.dumps([v.as_dict() for v in verdicts])
+    for death in (1, 2):
+        assert run_in_a_process(storage, cfg, ROUTE_AND_DIE, payload, evil_sha) == -9
+        assert attempts.deaths([evil_oid, good_oid], ROUTE) == {evil_oid: death, good_oid: 0}
+    assert attempts.deaths([evil_oid, good_oid]) == {evil_oid: 0, good_oid: 0}, "validation's"
+    result = ingest.route_batch(storage, cfg, verdicts, batch_id="b1")
+    assert {o.source_key: o.valid for o in result.outcomes} == {
+        good["key"]: True,
+        evil["key"]: False,
+    }
+    assert "the task died 2 times while routing it" in result.quarantined[0].reason
+    assert attempts.markers() == [] and not storage.list_objects(cfg.storage.landing_prefix)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from retrain import id_overlap, spill
 from retrain.config import Config
 from retrain.curation import CurationError, replay, retract
 from retrain.datagen import generate, write_batch
@@ -127,6 +128,51 @@ def test_upsert_accepts_the_file_and_the_newest_row_wins_in_training(storage, cf
         trained = ts.frame(ts.rows, cfg)
     kept = trained.set_index("customer_id").loc[new.loc[:99, "customer_id"], "event_time"]
     assert (kept.to_numpy() >= pd.Timestamp(START.replace(day=8))).all(), "newest row wins"
+
+
+@pytest.mark.parametrize("policy", ["reject", "upsert"])
+@pytest.mark.parametrize("part_rows", [1_000_000, 40], ids=["one-partition", "partitions"])
+def test_ids_overlapping_the_history_and_the_batch_are_decided_alike_in_any_partitions(
+    storage, cfg, monkeypatch, policy, part_rows
+) -> None:
+    """One batch, in key order: a file overlapping the history, a fresh one, one overlapping
+    the fresh one, one overlapping both. Many partitions (and markers around every file's
+    reading) give the decisions of one."""
+    monkeypatch.setattr(spill, "PART_ROWS", part_rows)
+    monkeypatch.setattr(id_overlap, "MARK_ROWS", 0 if part_rows < 100 else id_overlap.MARK_ROWS)
+    cfg = replace(cfg, ingest=replace(cfg.ingest, duplicate_ids=policy))
+    old = frame(300, seed=30)
+    first = ingest.ingest_batch(storage, cfg, [land(storage, cfg, "old.csv", old)], batch_id="b1")
+    ids = {name: frame(200, seed=31 + n, day=8) for n, name in enumerate("abcd")}
+    ids["a"].loc[:9, "customer_id"] = old.loc[:9, "customer_id"].to_numpy()
+    ids["c"].loc[:4, "customer_id"] = ids["b"].loc[:4, "customer_id"].to_numpy()
+    ids["d"].loc[:2, "customer_id"] = old.loc[20:22, "customer_id"].to_numpy()
+    ids["d"].loc[3:6, "customer_id"] = ids["b"].loc[10:13, "customer_id"].to_numpy()
+    files = [land(storage, cfg, f"{name}.csv", df) for name, df in ids.items()]
+    batch = ingest.ingest_batch(storage, cfg, files, batch_id="b2")
+    fates = {o.source_key.rsplit("/", 1)[-1]: o for o in batch.outcomes}
+    (b_raw,) = [o.dest_key for name, o in fates.items() if name == "b.csv"]
+    if policy == "reject":
+        assert [fates[f"{n}.csv"].valid for n in "abcd"] == [False, True, False, False]
+        assert "10 customer_id value(s) were already ingested" in fates["a.csv"].reason
+        assert "5 customer_id value(s)" in fates["c.csv"].reason and b_raw in fates["c.csv"].reason
+        both = fates["d.csv"].reason
+        assert "7 customer_id value(s)" in both, "3 from the history, 4 from b"
+        assert first.raw_keys[0] in both and b_raw in both, "both earlier files named"
+    else:
+        assert all(o.valid for o in batch.outcomes)
+        replaced = {n: fates[f"{n}.csv"].reason for n in "abcd"}
+        assert replaced == {
+            "a": "passed; 10 id(s) replace earlier rows (upsert)",
+            "b": "passed",
+            "c": "passed; 5 id(s) replace earlier rows (upsert)",
+            "d": "passed; 7 id(s) replace earlier rows (upsert)",
+        }
+    layout = Layout.of(cfg)
+    assert storage.list_objects(f"{cfg.storage.ledger_prefix}staging/") == [], "nothing staged"
+    assert storage.list_objects(layout.attempts_prefix) == [], "no marker left"
+    accepted = [o for o in batch.outcomes if o.valid]
+    assert len(storage.list_objects(layout.ids_prefix)) == 1 + len(accepted)
 
 
 def test_a_training_set_rejection_names_the_files_responsible(storage, cfg) -> None:
@@ -293,3 +339,47 @@ def test_small_files_are_validated_together_and_judged_one_by_one(storage, cfg) 
     assert "contract has unknown values ['platinum'] (1 row)" in rejected.reason
     assert rejected.result_key == layout.validation_result_key("g", rejected.object_id)
     assert storage.get_json(rejected.result_key)["success"] is False
+
+
+def test_a_file_of_many_chunks_is_validated_from_local_disk_and_leaves_nothing_behind(
+    storage, cfg, monkeypatch, tmp_path
+) -> None:
+    """Chunks of 100 rows: the file is streamed to a local temporary file, its ids go to a
+    local Parquet file a row group a chunk and are staged from it, the uniqueness check runs in
+    many partitions, and every local file is gone when the step returns."""
+    import pyarrow.parquet as pq
+
+    from validation import gates
+
+    monkeypatch.setattr(gates, "RAW_CHUNK_ROWS", 100)
+    monkeypatch.setattr(spill, "PART_ROWS", 50)  # a few partitions for 250 rows
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    clean = frame(250, seed=61)
+    twice = frame(250, seed=62)
+    twice.loc[230, "customer_id"] = twice.loc[5, "customer_id"]  # in the first and last chunk
+    files = [land(storage, cfg, "clean.csv", clean), land(storage, cfg, "twice.parquet", twice)]
+    verdicts = validate.validate_files(storage, cfg, files, batch_id="big")
+    assert [v.fate for v in verdicts] == ["accept", "quarantine"], [v.reason for v in verdicts]
+    assert verdicts[0].rows == 250
+    assert "customer_id has duplicate values" in verdicts[1].reason
+    stored = storage.get_json(verdicts[1].result_key)
+    assert stored["result"]["meta"]["chunks"] == 3
+    unique = [
+        r
+        for r in stored["result"]["results"]
+        if r["expectation_config"]["type"].endswith("to_be_unique")
+    ]
+    assert unique[0]["result"]["partial_unexpected_index_list"] == [5, 230]
+    assert list(tmp_path.iterdir()) == [], "the step left local files behind"
+    layout = Layout.of(cfg)
+    staged = tmp_path / "staged.parquet"
+    storage.download(layout.staged_ids_key(verdicts[0].sha256), staged)
+    assert pq.ParquetFile(staged).metadata.num_row_groups == 3  # written chunk by chunk
+    assert pd.read_parquet(staged)["id"].tolist() == clean["customer_id"].astype(str).tolist()
+    staged.unlink()
+    routed = ingest.route_batch(storage, cfg, verdicts, batch_id="big")
+    assert [o.valid for o in routed.outcomes] == [True, False]
+    assert Ledger(storage, layout).accepted_ids(verdicts[0].sha256).tolist() == (
+        clean["customer_id"].astype(str).tolist()
+    )
+    assert list(tmp_path.iterdir()) == [], "route left local files behind"

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import hashlib
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
-from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage, StorageError
+from retrain.storage import (
+    Downloaded,
+    ObjectNotFound,
+    PreconditionFailed,
+    S3Storage,
+    StorageError,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +179,56 @@ def test_open_streams_the_body_in_chunks_and_answers_304_to_its_etag(storage: S3
     assert b"".join(other.chunks()) == body
     with pytest.raises(ObjectNotFound):
         storage.open("reports/missing.html")
+
+
+def test_download_streams_to_disk_and_says_what_it_wrote(storage: S3Storage, tmp_path) -> None:
+    body = bytes(range(256)) * 10_000 + b"tail"  # ~2.4 chunks of _COPY_CHUNK
+    etag = storage.put_bytes("landing/big.csv", body)
+    got = storage.download("landing/big.csv", tmp_path / "copy.tmp")
+    assert (tmp_path / "copy.tmp").read_bytes() == body
+    assert got == Downloaded(etag, hashlib.sha256(body).hexdigest(), len(body))
+    again = storage.download("landing/big.csv", tmp_path / "again.tmp", if_match=etag)
+    assert again == got
+    with pytest.raises(FrozenInstanceError):
+        got.size = 0  # type: ignore[misc]
+
+
+def test_download_if_match_refuses_a_changed_object(storage: S3Storage, tmp_path) -> None:
+    stale = storage.put_bytes("landing/a.csv", b"v1")
+    storage.put_bytes("landing/a.csv", b"v2")
+    target = tmp_path / "a.tmp"
+    with pytest.raises(PreconditionFailed, match=r"landing/a\.csv"):
+        storage.download("landing/a.csv", target, if_match=stale)
+    assert not target.exists()
+    storage.delete("landing/a.csv")
+    with pytest.raises(ObjectNotFound):
+        storage.download("landing/a.csv", target, if_match=stale)
+    assert not target.exists()
+
+
+def test_a_download_that_fails_midway_leaves_no_file(
+    storage: S3Storage, tmp_path, monkeypatch
+) -> None:
+    storage.put_bytes("landing/a.csv", b"x" * 3_000_000)
+
+    class Broken:
+        def __init__(self, body) -> None:
+            self.body = body
+
+        def iter_chunks(self, size):
+            yield self.body.read(size)
+            raise ReadTimeoutError(endpoint_url="s3")
+
+        def close(self) -> None:
+            self.body.close()
+
+    real = storage.client.get_object
+
+    def get_object(**kwargs):
+        resp = real(**kwargs)
+        return {**resp, "Body": Broken(resp["Body"])}  # the connection drops after one chunk
+
+    monkeypatch.setattr(storage.client, "get_object", get_object)
+    with pytest.raises(StorageError, match=r"get .*landing/a\.csv"):
+        storage.download("landing/a.csv", tmp_path / "a.tmp")
+    assert not (tmp_path / "a.tmp").exists()

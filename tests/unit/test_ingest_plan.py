@@ -1,16 +1,30 @@
 """The pure parts of ingest: chunking a batch for the parallel validate tasks, batch ids,
-verdicts through XCom, and the id index behind the duplicate-id policy."""
+verdicts through XCom, and the id check behind the duplicate-id policy (on local files)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
 
+from retrain import id_overlap, spill
 from retrain.batching import LARGE_KEY, chunk_of, chunk_xcoms, plan_chunks
-from retrain.ledger import IdIndex
+from retrain.id_overlap import BatchOverlap, IdFile, IdOverlap, IdWriter, check, iter_ids
 from retrain.steps.ingest import batch_id_for
 from retrain.steps.validate import FileVerdict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def files(sizes: list[int]) -> list[dict]:
@@ -80,11 +94,190 @@ def test_a_verdict_survives_xcom() -> None:
     assert FileVerdict.of(json.loads(json.dumps(v.as_dict()))) == v
 
 
-def test_id_index_names_overlaps_and_the_files_that_brought_them() -> None:
-    index = IdIndex()
-    assert index.overlap(pd.Series(["a"])).count == 0
-    index.add(pd.Series(["a", "b", "c"]), "sha1")
-    index.add(pd.Series([1, 2]), "sha2")  # numeric ids compare as text
-    hit = index.overlap(pd.Series(["b", "c", "2", "z"]))
-    assert hit.count == 3 and set(hit.earlier) == {"sha1", "sha2"}
-    assert set(hit.examples) == {"b", "c", "2"}
+def id_file(directory: Path, sha: str, ids: list) -> IdFile:
+    directory.mkdir(parents=True, exist_ok=True)
+    with IdWriter(directory / f"{sha}.parquet") as w:
+        w.add(pd.Series(ids))
+    return IdFile.open(sha, directory / f"{sha}.parquet")
+
+
+def test_the_check_names_overlaps_and_the_files_that_brought_them(tmp_path: Path) -> None:
+    history = [id_file(tmp_path, "sha1", ["a", "b", "c"]), id_file(tmp_path, "sha2", [1, 2])]
+    new = [id_file(tmp_path, "new", ["b", "c", "2", "z"]), id_file(tmp_path, "other", ["q"])]
+    found = check(history, new, tmp_path / "spill")
+    hit = found.overlap("new")
+    assert hit.count == 3 and hit.earlier == ("sha1", "sha2"), "numeric ids compare as text"
+    assert hit.examples == ("2", "b", "c")
+    assert found.overlap("other") == IdOverlap(0, ())
+    assert not any(f.path.exists() for f in history + new), "each file goes once spilled"
+
+
+def test_nothing_is_read_when_there_is_nothing_to_compare(tmp_path: Path) -> None:
+    alone = id_file(tmp_path, "only", ["a", "b"])
+    assert check([], [alone], tmp_path / "spill") == BatchOverlap()
+    assert check([id_file(tmp_path, "h", [])], [alone], tmp_path / "spill").parts == 0
+    assert check([alone], [], tmp_path / "spill").parts == 0
+    assert alone.path.exists() and not (tmp_path / "spill").exists()
+
+
+# history: h1 = 0..99, h2 = 100..149 (and 0..4 again, as an upsert would leave them)
+HISTORY = {"h1": range(100), "h2": [*range(100, 150), *range(5)]}
+# the batch, in key order: overlapping the history, nothing, an earlier file of the batch, both,
+# and an id repeated within a file and in two files of the batch
+BATCH = {
+    "f1-history": [*range(3), *range(95, 105), *range(1000, 1050)],
+    "f2-fresh": range(2000, 2080),
+    "f3-batch": [*range(2070, 2090), *range(3000, 3030)],
+    "f4-both": [*range(140, 146), *range(2000, 2004), *range(3000, 3002), *range(4000, 4020)],
+    "f5-repeats": [5000, 5000, 4000, *range(6000, 6010)],
+}
+
+
+def decide(policy: str, tmp: Path) -> list[tuple[IdOverlap, bool]]:
+    """The route's decisions over the check's answer: one file after another in key order,
+    accepted unless its ids overlap and the policy rejects it."""
+    history = [id_file(tmp, sha, [f"c{i}" for i in ids]) for sha, ids in HISTORY.items()]
+    batch = [id_file(tmp, sha, [f"c{i}" for i in ids]) for sha, ids in BATCH.items()]
+    found = check(history, batch, tmp / "spill")
+    taken: list[str] = []
+    out = []
+    for sha in BATCH:
+        overlap = found.overlap(sha, taken)
+        accepted = policy == "upsert" or not overlap.count
+        if accepted:
+            taken.append(sha)
+        out.append((overlap, accepted))
+    return out
+
+
+@pytest.mark.parametrize("policy", ["reject", "upsert"])
+def test_many_partitions_give_the_one_partition_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    one = decide(policy, tmp_path / "one")
+    monkeypatch.setattr(spill, "PART_ROWS", 7)
+    many = decide(policy, tmp_path / "many")
+    assert many == one
+    counts = {sha: (o.count, accepted) for sha, (o, accepted) in zip(BATCH, one, strict=True)}
+    if policy == "reject":
+        assert counts == {
+            "f1-history": (13, False),
+            "f2-fresh": (0, True),
+            "f3-batch": (10, False),  # 2070..2079, from f2
+            "f4-both": (10, False),  # 6 from the history, 4 from f2 (f3 was rejected)
+            "f5-repeats": (0, True),  # f4 (with 4000) was rejected
+        }
+        assert one[3][0].earlier == ("h2", "f2-fresh")
+    else:
+        assert counts == {
+            "f1-history": (13, True),
+            "f2-fresh": (0, True),
+            "f3-batch": (10, True),
+            "f4-both": (12, True),  # 6 history, 4 from f2, 2 from f3: each id once
+            "f5-repeats": (1, True),  # 4000, from f4
+        }
+        assert one[3][0].earlier == ("h2", "f2-fresh", "f3-batch")
+        assert one[3][0].examples == ("c140", "c141", "c142", "c143", "c144")
+    # 0..2 are in h1 and h2: named by the first file that has them (h2 by 100..104)
+    assert one[0][0].earlier == ("h1", "h2") and one[0][0].examples[:3] == ("c0", "c1", "c100")
+
+
+def test_id_files_are_read_a_row_group_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(id_overlap, "ID_ROW_GROUP", 1000)
+    with IdWriter(tmp_path / "ids.parquet") as w:
+        w.add(pd.Series(range(1500)))
+        w.add(pa.array([str(i) for i in range(1500, 2500)]))
+    meta = pq.ParquetFile(tmp_path / "ids.parquet").metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [1000, 500, 1000]
+    chunks = list(iter_ids(tmp_path / "ids.parquet"))
+    assert max(len(c) for c in chunks) <= 1000 and sum(len(c) for c in chunks) == 2500
+    other = pa.table({"id": pa.array(["7", None, "7"]).dictionary_encode(), "x": [1, 2, 3]})
+    pq.write_table(other, tmp_path / "other.parquet")
+    (ids,) = iter_ids(tmp_path / "other.parquet")
+    assert ids.type == pa.large_string() and ids.to_pylist() == ["7", "7"], "no missing id"
+    pq.write_table(pa.table({"customer_id": ["a"]}), tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match="needs a column 'id'"):
+        IdFile.open("bad", tmp_path / "bad.parquet")
+
+
+def test_only_heavy_files_are_read_under_a_marker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(id_overlap, "MARK_ROWS", 10)
+    read_under_marker: list[str] = []
+
+    @contextlib.contextmanager
+    def marker(sha: str) -> Iterator[None]:
+        read_under_marker.append(sha)
+        yield
+
+    small, big = id_file(tmp_path, "small", ["a"]), id_file(tmp_path, "big", range(11))
+    check([], [small, big], tmp_path / "spill", reading=marker)
+    assert read_under_marker == ["big"]
+
+
+def test_the_partitioned_check_holds_one_partition_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing bigger than a partition (or a row group) is ever in memory: every read of a
+    partition stays near PART_ROWS, however many ids there are."""
+    monkeypatch.setattr(spill, "PART_ROWS", 500)
+    largest = []
+    read = spill.Spill.read
+    monkeypatch.setattr(spill.Spill, "read", lambda s, p: largest.append(read(s, p)) or largest[-1])
+    history = [id_file(tmp_path, f"h{n}", range(n * 4000, n * 4000 + 4000)) for n in range(3)]
+    batch = [id_file(tmp_path, "new", range(11_000, 15_000))]
+    found = check(history, batch, tmp_path / "spill")
+    assert found.parts == 32 and found.overlap("new").count == 1000
+    assert max(t.num_rows for t in largest) < 2 * 500
+
+
+MEASURE = """
+import shutil, sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from retrain import spill
+from retrain.id_overlap import IdFile, check
+
+data, work = Path(sys.argv[1]), Path(sys.argv[2])
+spill.PART_ROWS = 200_000
+for name in ("h", "b"):
+    shutil.copy(data / f"{name}.parquet", work / f"{name}.parquet")
+files = [IdFile.open(name, work / f"{name}.parquet") for name in ("h", "b")]
+count = check(files[:1], files[1:], work / "spill").overlap("b").count
+partitioned = pa.default_memory_pool().max_memory()
+known, new = (pq.read_table(data / f"{name}.parquet")["id"] for name in ("h", "b"))
+assert pc.sum(pc.is_in(new, value_set=known)).as_py() == count == 1000
+print(partitioned, pa.default_memory_pool().max_memory())
+"""
+
+
+def test_the_partitioned_check_peaks_well_below_the_whole_check(tmp_path: Path) -> None:
+    """Arrow's own peak (every Arrow allocation, none of the allocator's slack), in a process
+    of its own: 1M history ids against a 1M-id file, in partitions of 200k ids, then all at
+    once as the old check did."""
+    n = 1_000_000
+    for name, start in (("h", 0), ("b", n - 1000)):
+        with IdWriter(tmp_path / f"{name}.parquet") as w:
+            for off in range(start, start + n, 250_000):
+                numbers = pa.array(np.arange(off, off + 250_000)).cast(pa.string())
+                w.add(pc.binary_join_element_wise("customer-", numbers, ""))
+    (tmp_path / "work").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(tmp_path), str(tmp_path / "work")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    partitioned, whole = (int(x) for x in done.stdout.split())  # ~30 MB and ~90 MB
+    assert partitioned < 48 << 20, f"{partitioned >> 20} MB"
+    assert partitioned * 2 < whole, (partitioned >> 20, whole >> 20)

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
+from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
-from raw_cases import CASES, FORMATS, bad_every_chunk, frame, several_defects, to_csv
+from raw_cases import CASES, FORMATS, bad_every_chunk, frame, put, several_defects, to_csv
 
 from retrain.config import Config
 from retrain.tables import UnreadableFile, iter_table, read_table
+from validation.chunked import IDS_FILE, validate_raw_chunks
 from validation.context import (
     RAW_ROWS_CHECKPOINT,
     RAW_TOTALS_CHECKPOINT,
@@ -27,7 +31,6 @@ from validation.gates import (
     GateResult,
     RawValidation,
     unreadable_file_result,
-    validate_raw_chunks,
     validate_raw_file,
 )
 from validation.suites import build_raw_suite
@@ -44,13 +47,27 @@ def whole(data: bytes, name: str, cfg: Config) -> tuple[GateResult, pd.DataFrame
 
 
 def chunked(
-    data: bytes, name: str, cfg: Config, chunk_rows: int = CHUNK
+    data: bytes, name: str, cfg: Config, chunk_rows: int = CHUNK, rows_hint: int = 0
 ) -> RawValidation | GateResult:
-    try:
-        chunks = iter_table(data, name, cfg.dataset, chunk_rows)
-        return validate_raw_chunks(chunks, cfg, run_name="chunked")
-    except UnreadableFile as exc:
-        return unreadable_file_result(name, exc, cfg)
+    """Validated in chunks; ids read back into memory. ``rows_hint`` sets the uniqueness
+    check's partitions (:func:`retrain.spill.parts_for`)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            chunks = iter_table(data, name, cfg.dataset, chunk_rows)
+            got = validate_raw_chunks(
+                chunks, cfg, run_name="chunked", workdir=Path(workdir), rows_hint=rows_hint
+            )
+        except UnreadableFile as exc:
+            return unreadable_file_result(name, exc, cfg)
+        if isinstance(got.ids, Path):  # read back before the directory goes
+            assert got.ids == Path(workdir) / IDS_FILE
+            ids = pd.read_parquet(got.ids)["id"]
+            assert (
+                pq.ParquetFile(got.ids).metadata.num_row_groups
+                == got.result.result["meta"]["chunks"]
+            ), "a row group a chunk"
+            got = dataclasses.replace(got, ids=ids)
+        return got
 
 
 def failures(result: GateResult) -> list[tuple[str, str | None, int | None]]:
@@ -73,10 +90,10 @@ def details(result: GateResult) -> list[dict]:
 
 
 def assert_same_verdict(
-    data: bytes, name: str, cfg: Config, chunk_rows: int = CHUNK
+    data: bytes, name: str, cfg: Config, chunk_rows: int = CHUNK, rows_hint: int = 0
 ) -> RawValidation:
     expected, df = whole(data, name, cfg)
-    got = chunked(data, name, cfg, chunk_rows)
+    got = chunked(data, name, cfg, chunk_rows, rows_hint)
     assert isinstance(got, RawValidation) and df is not None
     assert got.result.success == expected.success, got.result.summary()
     assert failures(got.result) == failures(expected)
@@ -117,6 +134,28 @@ def test_chunked_verdict_matches_for_other_formats(config: Config, case: str, fm
     build, reason = CASES[case]
     got = assert_same_verdict(encode(build()), name, config)
     assert got.result.success is (reason is None)
+
+
+def many_duplicates():
+    """Ids repeated across every chunk: more duplicated rows than GX lists (20), in many
+    partitions, plus a missing id."""
+    df = frame()
+    df["customer_id"] = [f"{i % 37:07d}" if i % 3 else f"{i:07d}" for i in range(len(df))]
+    return put(df, [7], "customer_id", None)
+
+
+@pytest.mark.parametrize("parts", [1, 7, 64])
+@pytest.mark.parametrize(
+    "build",
+    [several_defects, many_duplicates, CASES["duplicate id across chunks"][0]],
+    ids=["several defects", "many duplicates", "one duplicate"],
+)
+def test_uniqueness_in_partitions_matches_the_whole_file(config: Config, build, parts) -> None:
+    """Equal ids always share a partition: any partition count gives GX's whole-file counts
+    and its first 20 duplicated rows in file order."""
+    got = assert_same_verdict(to_csv(build()), "file.csv", config, rows_hint=parts * 1_000_000)
+    (unique,) = [f for f in got.result.failed if f.expectation_type.endswith("to_be_unique")]
+    assert unique.details["result"]["unexpected_count"] > 0
 
 
 def test_counts_add_up_and_examples_come_in_file_order(config: Config) -> None:
@@ -160,7 +199,7 @@ def test_extra_columns_ignored_in_chunks_too(config: Config) -> None:
 
 def test_a_single_chunk_is_validated_whole(config: Config) -> None:
     df = read_table(to_csv(several_defects()), "file.csv", config.dataset)
-    got = validate_raw_chunks([df], config, run_name="one")
+    got = validate_raw_chunks([df], config, run_name="one", workdir=Path("/nonexistent"))
     expected = validate_raw_file(df, config, run_name="one")
     assert got.result.summary() == expected.summary()
     assert got.result.statistics == expected.statistics
@@ -168,7 +207,7 @@ def test_a_single_chunk_is_validated_whole(config: Config) -> None:
     assert got.rows == len(df)
     assert got.ids.tolist() == df["customer_id"].tolist()
     with pytest.raises(ValueError, match="no chunks"):
-        validate_raw_chunks([], config, run_name="none")
+        validate_raw_chunks([], config, run_name="none", workdir=Path("/nonexistent"))
 
 
 def test_a_file_without_the_id_column_has_no_ids(config: Config) -> None:
@@ -216,7 +255,7 @@ def test_the_two_partial_suites_split_the_raw_suite(config: Config, variant: str
         "expect_column_values_to_be_unique",
         "expect_column_values_to_not_be_null",
     }
-    assert config.dataset.id_column in gate.value_columns
+    assert config.dataset.id_column in gate.unique_columns
 
 
 def test_an_unclassified_expectation_cannot_be_chunked() -> None:

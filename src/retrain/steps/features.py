@@ -61,8 +61,10 @@ def build_features_for_new_raw(storage: S3Storage, cfg: Config) -> FeatureBuild:
             continue
         with tempfile.TemporaryDirectory(prefix="retrain-features-") as tmp:
             local = Path(tmp) / "features.parquet"
+            raw = Path(tmp) / "raw"
+            storage.download(obj.key, raw)  # streamed to disk: memory follows the chunk
             chunks = iter_table(
-                storage.get_bytes(obj.key),
+                raw,
                 obj.key,
                 cfg.dataset,
                 ROW_GROUP_ROWS,

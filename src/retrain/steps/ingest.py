@@ -15,21 +15,23 @@ not:
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from retrain import metrics as statsd
 from retrain import reports
 from retrain.alerts import Alert, Incidents, first_line
-from retrain.attempts import Attempts
+from retrain.attempts import ROUTE, Attempts
 from retrain.config import Config
 from retrain.history import Entry, History
 from retrain.keys import classify_landing_key
 from retrain.layout import Layout, run_token
-from retrain.ledger import Claim, IdIndex, Ledger
+from retrain.ledger import BatchOverlap, Claim, Ledger
 from retrain.steps.reporting import publish_index
 from retrain.steps.validate import IO_THREADS, FileVerdict, validate_files
 from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
@@ -117,8 +119,9 @@ def route_batch(
     """Decide, claim and move each validated object. Safe to run again, and against a racing
     router: whoever claims an object first fixes its fate, the other finishes that claim.
 
-    S3 requests run concurrently; the decisions run one file after another in key order, in
-    memory, so two copies (or overlapping ids) within one batch are decided exactly.
+    S3 requests run concurrently; the id check runs once for the whole batch, in bounded
+    memory (:mod:`retrain.id_overlap`), and the decisions one file after another in key order,
+    so two copies (or overlapping ids) within one batch are decided exactly.
     """
     layout = Layout.of(cfg)
     ledger = Ledger(storage, layout)
@@ -128,7 +131,10 @@ def route_batch(
         key=lambda v: v.key,
     )
     skipped: list[dict[str, str]] = []
-    with ThreadPoolExecutor(IO_THREADS) as pool:
+    with (
+        ThreadPoolExecutor(IO_THREADS) as pool,
+        tempfile.TemporaryDirectory(prefix="route-ids-") as tmp,
+    ):
         claims = _map(pool, lambda v: ledger.get_claim(v.object_id), items)
         # claims of earlier tries first: their accepted ids must count for the files below
         earlier = [i for i, c in enumerate(claims) if c is not None]
@@ -144,23 +150,18 @@ def route_batch(
             if c is None and v.fate == "skip":
                 skipped.append({"key": v.key, "reason": v.reason})
                 log.info("skipped %s: %s", v.key, v.reason)
-        hashes = sorted({items[i].sha256 for i in fresh if items[i].fate == "accept"} - {None})
-        accepted = dict(zip(hashes, _map(pool, ledger.accepted_content, hashes), strict=True))
-        staged = dict(zip(hashes, _map(pool, ledger.staged_ids, hashes), strict=True))
-        index = ledger.id_index(pool) if hashes else None
+        known = _Known.gather(
+            [items[i] for i in fresh], cfg, ledger, Attempts(storage, layout), pool, Path(tmp)
+        )
         decided: list[tuple[int, Claim]] = []
         for i in fresh:
-            claim = _decide(items[i], cfg, ledger, layout, index, accepted, staged, batch_id, day)
+            claim = _decide(items[i], cfg, ledger, layout, known, batch_id, day)
             decided.append((i, claim))
             if claim.accepted and claim.sha256:
-                accepted[claim.sha256] = _content_record(claim)
-                if index is not None:
-                    index.add(staged[claim.sha256], claim.sha256)
+                known.accept(claim)
         done = _map(
             pool,
-            lambda ic: _claim_and_finish(
-                storage, ledger, items[ic[0]], ic[1], staged.get(ic[1].sha256 or "")
-            ),
+            lambda ic: _claim_and_finish(storage, ledger, items[ic[0]], ic[1]),
             decided,
         )
         finished |= dict(zip((i for i, _ in decided), done, strict=True))
@@ -212,13 +213,58 @@ def _map(pool: ThreadPoolExecutor, fn: Any, items: list[Any]) -> list[Any]:
     return list(pool.map(fn, items))
 
 
+@dataclass
+class _Known:
+    """What the decisions go by: content accepted (by hash; this batch's decisions added as
+    they are made), the batch's ids already ingested, and each object's route deaths."""
+
+    accepted: dict[str, dict[str, Any] | None]
+    ids: BatchOverlap
+    deaths: dict[str, int]
+    taken: list[str] = field(default_factory=list)  # hashes accepted in this batch, in order
+
+    @classmethod
+    def gather(
+        cls,
+        fresh: list[FileVerdict],
+        cfg: Config,
+        ledger: Ledger,
+        attempts: Attempts,
+        pool: ThreadPoolExecutor,
+        workdir: Path,
+    ) -> _Known:
+        """One id check for the whole batch: it does not depend on the decisions. A file whose
+        route deaths reached ``[ingest] max_file_attempts`` is left out (quarantined unread); a
+        heavy file is read under a marker naming only its own object(s)."""
+        passed = [v for v in fresh if v.fate == "accept" and v.sha256]
+        hashes = sorted({v.sha256 for v in passed if v.sha256})
+        accepted = dict(zip(hashes, _map(pool, ledger.accepted_content, hashes), strict=True))
+        deaths = attempts.deaths((v.object_id for v in passed), ROUTE) if passed else {}
+        limit = cfg.ingest.max_file_attempts
+        owners: dict[str, list[str]] = {}
+        for v in passed:
+            if v.sha256 and not accepted.get(v.sha256) and deaths.get(v.object_id, 0) < limit:
+                owners.setdefault(v.sha256, []).append(v.object_id)
+        ids = ledger.batch_overlap(
+            sorted(owners),
+            workdir,
+            pool,
+            reading=lambda sha: attempts.working_on(owners[sha], ROUTE),
+        )
+        return cls(accepted, ids, deaths)
+
+    def accept(self, claim: Claim) -> None:
+        assert claim.sha256 is not None
+        self.accepted[claim.sha256] = _content_record(claim)
+        self.taken.append(claim.sha256)
+
+
 def _claim_and_finish(
-    storage: S3Storage, ledger: Ledger, v: FileVerdict, decided: Claim, ids: Any
+    storage: S3Storage, ledger: Ledger, v: FileVerdict, decided: Claim
 ) -> FileOutcome | None:
     if decided.report_key:  # the report exists before the claim: a claim always has its reason
         storage.put_json(decided.report_key, _report(decided, v.failed))
-    claim = ledger.claim(decided)
-    return _finish(storage, ledger, claim, ids if claim == decided else None)
+    return _finish(storage, ledger, ledger.claim(decided))
 
 
 def _content_record(claim: Claim) -> dict[str, Any]:
@@ -230,28 +276,29 @@ def _decide(
     cfg: Config,
     ledger: Ledger,
     layout: Layout,
-    index: IdIndex | None,
-    accepted: dict[str, dict[str, Any] | None],
-    staged: dict[str, Any],
+    known: _Known,
     batch_id: str,
     day: str,
 ) -> Claim:
     """The fate of an unclaimed object, from its verdict and what was accepted before it
-    (``accepted``: content records by hash, including this batch's decisions so far)."""
+    (``known``: content records by hash and ids, including this batch's decisions so far)."""
     reason, duplicate_of, overlapping = v.reason, None, 0
     accept = v.fate == "accept"
-    if accept and v.sha256 and (earlier := accepted.get(v.sha256)):
+    deaths = known.deaths.get(v.object_id, 0)
+    if accept and deaths >= cfg.ingest.max_file_attempts:
+        accept, reason = False, _died_routing(v, deaths)
+    elif accept and v.sha256 and (earlier := known.accepted.get(v.sha256)):
         accept, duplicate_of = False, earlier["raw_key"]
         reason = (
             f"duplicate: the same bytes were already accepted as {earlier['raw_key']} "
             f"(landed as {earlier['landed_as']}, batch {earlier['batch_id']})"
         )
-    elif accept and index is not None and v.sha256:
-        overlap = index.overlap(staged[v.sha256])
+    elif accept and v.sha256:
+        overlap = known.ids.overlap(v.sha256, known.taken)
         overlapping = overlap.count
         if overlap.count and cfg.ingest.duplicate_ids == "reject":
             earlier_files = [
-                (accepted.get(sha) or ledger.accepted_content(sha) or {}).get("raw_key", sha)
+                (known.accepted.get(sha) or ledger.accepted_content(sha) or {}).get("raw_key", sha)
                 for sha in overlap.earlier[:3]
             ]
             accept = False
@@ -287,12 +334,19 @@ def _decide(
     )
 
 
-def _finish(
-    storage: S3Storage, ledger: Ledger, claim: Claim, ids: Any = None
-) -> FileOutcome | None:
+def _died_routing(v: FileVerdict, deaths: int) -> str:
+    reason = (
+        f"could not be processed: the task died {deaths} times while routing it (killed "
+        "without an error, while reading its ids: out of memory?); its ids were not checked"
+    )
+    log.error("%s: %s", v.key, reason)
+    return reason
+
+
+def _finish(storage: S3Storage, ledger: Ledger, claim: Claim) -> FileOutcome | None:
     """Do what the claim says; every step is idempotent, so finishing twice is harmless."""
     if claim.accepted:
-        ledger.record_content(claim, ids)
+        ledger.record_content(claim)
     try:
         storage.move(claim.key, claim.dest_key, if_etag=claim.etag)
     except PreconditionFailed:

@@ -93,7 +93,8 @@ def staged_training_set(
     with tempfile.TemporaryDirectory(prefix="retrain-trainset-") as tmp:
         paths = tuple(Path(tmp) / f"{n:06d}.parquet" for n in range(len(keys)))
         etags = tuple(
-            storage.download(key, path).strip('"') for key, path in zip(keys, paths, strict=True)
+            storage.download(key, path).etag.strip('"')
+            for key, path in zip(keys, paths, strict=True)
         )
         index = build_row_index(paths, cfg.dataset, spill_dir=tmp)
         rows = np.ones(index.n_rows, dtype=bool)

@@ -5,16 +5,24 @@ is the exactly-once part). Per file the fixed costs dominate for small files, so
 objects are read ahead with concurrent requests (bounded in bytes), files of one chunk are
 validated many at a time in one GX run (:mod:`validation.grouped`, each file still getting its
 own verdict), larger files alone and chunk by chunk, and results are written concurrently.
+
+Memory follows the chunk, never the file: each object is streamed to a local temporary file
+(hashed on the way) and parsed from there; a large file's ids go to a local Parquet file chunk
+by chunk and are staged in the bucket from it (:mod:`validation.chunked`). The task needs local
+disk for about its largest file twice over (the file and its ids), nothing under the checkout.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from retrain import faults
@@ -23,7 +31,7 @@ from retrain.config import Config
 from retrain.keys import classify_landing_key
 from retrain.layout import Layout, object_id
 from retrain.ledger import Ledger
-from retrain.storage import ObjectNotFound, S3Storage
+from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
 from retrain.tables import UnreadableFile, iter_table
 
 if TYPE_CHECKING:
@@ -35,9 +43,13 @@ log = logging.getLogger(__name__)
 
 Fate = Literal["accept", "quarantine", "skip"]
 IO_THREADS = 8  # concurrent S3 requests (I/O-bound; boto3 clients are thread-safe)
-# Bytes of landed objects read ahead while earlier ones are validated; a larger object is read
-# alone when its turn comes.
+# Bytes of landed objects downloaded ahead while earlier ones are validated; a larger object is
+# downloaded alone when its turn comes.
 READ_AHEAD_BYTES = 32 << 20
+# Bytes a row takes at least in a landed file, for the uniqueness check's partition count (an
+# over-estimate of the rows only makes more, smaller partitions); a compressed file holds more.
+MIN_ROW_BYTES = 16
+COMPRESSION = 8
 MAX_RESULT_BYTES = 4 << 20  # a stored validation result (its page is smaller still)
 
 
@@ -86,10 +98,23 @@ class FileVerdict:
 
 @dataclass(frozen=True)
 class _Fetched:
-    """A landed object read and hashed, not yet parsed (``verdict`` has name and sha256)."""
+    """A landed object downloaded and hashed, not yet parsed (``verdict`` has name and
+    sha256): ``path`` in a directory of its own, removed once the file is done with."""
 
     verdict: FileVerdict
-    data: bytes = b""
+    path: Path
+
+    @property
+    def rows_hint(self) -> int:
+        """The file's rows: a Parquet file's footer says, else an upper estimate by size."""
+        name = self.verdict.name.lower()
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            with contextlib.suppress(Exception):  # not Parquet: reading it will say why
+                return pq.ParquetFile(self.path).metadata.num_rows
+        compression = COMPRESSION if name.endswith((".gz", ".parquet")) else 1
+        return self.verdict.size // MIN_ROW_BYTES * compression
 
 
 @dataclass(frozen=True)
@@ -158,45 +183,59 @@ def _died(f: LandedFile, deaths: int, cfg: Config) -> FileVerdict:
 def _validate(
     storage: S3Storage, cfg: Config, landed: list[LandedFile], batch_id: str
 ) -> list[FileVerdict]:
-    from validation.gates import RAW_CHUNK_ROWS, validate_raw_chunks
+    from validation.chunked import validate_raw_chunks
+    from validation.gates import LARGE_CHUNK_ROWS, RAW_CHUNK_ROWS
     from validation.grouped import GROUP_ROWS
 
     layout = Layout.of(cfg)
     ledger = Ledger(storage, layout)
     verdicts: list[FileVerdict | None] = [None] * len(landed)
     small: list[_Small] = []
-    with ThreadPoolExecutor(IO_THREADS) as pool:
+    large = cfg.resources.large_file_mb << 20  # validate_large's files: a heavy task's memory
+    with (
+        tempfile.TemporaryDirectory(prefix="retrain-validate-") as local,
+        ThreadPoolExecutor(IO_THREADS) as pool,
+    ):
         writes: list[Future] = []
         store = _Store(storage, ledger, layout, pool, writes, batch_id)
-        fetch = lambda f: _fetch(storage, cfg, ledger, f)  # noqa: E731
+        fetch = lambda n, f: _fetch(storage, cfg, ledger, f, Path(local) / str(n))  # noqa: E731
         for i, got in _read_ahead(pool, landed, fetch):
             if isinstance(got, FileVerdict):
                 verdicts[i] = got
                 continue
             verdict, run_name = got.verdict, f"{batch_id}-{got.verdict.object_id}"
-            faults.kill_on_marker(got.data, verdict.key)  # tests only: off unless set
+            faults.kill_on_marker(got.path, verdict.key)  # tests only: off unless set
             try:  # chunk by chunk: memory is bounded by the chunk size, not by the file's rows
                 chunks = iter_table(
-                    got.data,
+                    got.path,
                     verdict.name,
                     cfg.dataset,
-                    RAW_CHUNK_ROWS,
+                    LARGE_CHUNK_ROWS if verdict.size >= large else RAW_CHUNK_ROWS,
                     max_cell_bytes=cfg.validation.max_cell_bytes,
                 )
-                del got
                 head = [next(chunks)]
                 if (second := next(chunks, None)) is None:
+                    shutil.rmtree(got.path.parent)
                     small.append(_Small(i, verdict, head.pop()))
                     if sum(len(s.frame) for s in small) >= GROUP_ROWS:
                         _validate_small(cfg, small, verdicts, store)
                     continue
                 head.append(second)
                 del second
-                validated = validate_raw_chunks(_resume(head, chunks), cfg, run_name=run_name)
+                validated = validate_raw_chunks(
+                    _resume(head, chunks),
+                    cfg,
+                    run_name=run_name,
+                    workdir=got.path.parent,
+                    rows_hint=got.rows_hint,
+                )
                 result, rows, ids = validated.result, validated.rows, validated.ids
             except Exception as exc:  # UnreadableFile also from a later chunk
                 result, rows, ids = _failure(verdict, exc, cfg), None, None
-            verdicts[i] = store.one(verdict, result, rows, ids)
+            got.path.unlink(missing_ok=True)  # its ids (if any) stay until they are staged
+            verdicts[i] = done = store.one(verdict, result, rows, ids)
+            if done.fate != "accept" or not isinstance(ids, Path):  # no ids to stage
+                shutil.rmtree(got.path.parent, ignore_errors=True)
         _validate_small(cfg, small, verdicts, store)
         for write in writes:
             write.result()  # raise the first failed write: the task is retried
@@ -204,9 +243,10 @@ def _validate(
 
 
 def _fetch(
-    storage: S3Storage, cfg: Config, ledger: Ledger, f: LandedFile
+    storage: S3Storage, cfg: Config, ledger: Ledger, f: LandedFile, local: Path
 ) -> FileVerdict | _Fetched:
-    """A verdict the key or the ledger decides, or the object's bytes (runs in a thread)."""
+    """A verdict the key or the ledger decides, or the object downloaded into the new
+    directory ``local`` (runs in a thread)."""
     base = FileVerdict(f.key, f.etag, f.size, f.last_modified, f.object_id, "skip", "")
     if ledger.get_claim(f.object_id) is not None:
         return replace(base, reason="claimed by an earlier run: finishing what it decided")
@@ -217,23 +257,30 @@ def _fetch(
         return replace(base, reason=fate.reason)
     if fate.action == "quarantine":
         return replace(base, fate="quarantine", reason=fate.reason, name=fate.name)
+    local.mkdir()
+    path = local / "landed"
+    replaced = replace(base, reason="replaced by a new upload since it was listed: next batch")
     try:
-        data, etag = storage.get_bytes_with_etag(f.key)
+        got = storage.download(f.key, path, if_match=f.etag)
     except ObjectNotFound:
+        shutil.rmtree(local)
         return replace(base, reason="gone from landing/ before it was read (deleted by its owner?)")
-    if etag.strip('"') != f.etag.strip('"'):
-        return replace(base, reason="replaced by a new upload since it was listed: next batch")
-    sha = hashlib.sha256(data).hexdigest()
-    return _Fetched(replace(base, name=fate.name, sha256=sha), data)
+    except PreconditionFailed:
+        shutil.rmtree(local)
+        return replaced
+    if got.etag.strip('"') != f.etag.strip('"'):
+        shutil.rmtree(local)
+        return replaced
+    return _Fetched(replace(base, name=fate.name, sha256=got.sha256), path)
 
 
 def _read_ahead(
     pool: ThreadPoolExecutor,
     landed: list[LandedFile],
-    fetch: Callable[[LandedFile], FileVerdict | _Fetched],
+    fetch: Callable[[int, LandedFile], FileVerdict | _Fetched],
 ) -> Iterator[tuple[int, FileVerdict | _Fetched]]:
-    """``(position, fetch(file))`` in order, with later files fetched meanwhile while their
-    sizes add up to at most READ_AHEAD_BYTES (always at least the next one)."""
+    """``(position, fetch(position, file))`` in order, with later files fetched meanwhile while
+    their sizes add up to at most READ_AHEAD_BYTES (always at least the next one)."""
     pending: deque[tuple[int, Future]] = deque()
     ahead = 0
     following = 0
@@ -241,7 +288,7 @@ def _read_ahead(
         while following < len(landed) and (
             not pending or ahead + landed[following].size <= READ_AHEAD_BYTES
         ):
-            pending.append((following, pool.submit(fetch, landed[following])))
+            pending.append((following, pool.submit(fetch, following, landed[following])))
             ahead += landed[following].size
             following += 1
         position, future = pending.popleft()
@@ -321,7 +368,7 @@ class _Store:
     groups: dict[tuple[str, ...], str] = field(default_factory=dict)  # member oids -> key
 
     def one(
-        self, v: FileVerdict, result: GateResult, rows: int | None, ids: pd.Series | None
+        self, v: FileVerdict, result: GateResult, rows: int | None, ids: pd.Series | Path | None
     ) -> FileVerdict:
         """A file validated alone: its own result."""
         key = self.layout.validation_result_key(self.batch_id, v.object_id)
@@ -346,7 +393,7 @@ class _Store:
         v: FileVerdict,
         result: GateResult,
         rows: int | None,
-        ids: pd.Series | None,
+        ids: pd.Series | Path | None,
         result_key: str,
     ) -> FileVerdict:
         if not result.success:
@@ -363,8 +410,16 @@ class _Store:
                 failed=failed,
             )
         assert v.sha256 is not None and ids is not None
-        self.writes.append(self.pool.submit(self.ledger.stage_ids, v.sha256, ids))
+        self.writes.append(self.pool.submit(self._stage_ids, v.sha256, ids))
         return replace(v, fate="accept", reason="passed", rows=rows, result_key=result_key)
+
+    def _stage_ids(self, sha256: str, ids: pd.Series | Path) -> None:
+        """Stage the ids; a local ids file goes with its directory once it is uploaded."""
+        try:
+            self.ledger.stage_ids(sha256, ids)
+        finally:
+            if isinstance(ids, Path):
+                shutil.rmtree(ids.parent, ignore_errors=True)
 
     def _write(self, key: str, payload: dict[str, Any], files: list[str]) -> None:
         """The result as JSON and, beside it, as a page (what the reports link to). A result
