@@ -358,7 +358,10 @@ def _finish(storage: S3Storage, ledger: Ledger, claim: Claim) -> FileOutcome | N
     except ObjectNotFound:
         log.error("%s: claimed for %s but in neither place", claim.key, claim.dest_key)
         return None
-    if claim.sha256:  # accepted ids are in ledger/ids/ now (record_content)
+    # Accepted ids are in ledger/ids/ now (record_content). A content duplicate's staged ids
+    # are its original's (one key per hash): the original's finish, maybe running beside this
+    # one, promotes and drops them (an earlier batch's original: the sweep does).
+    if claim.sha256 and (claim.accepted or claim.duplicate_of is None):
         ledger.drop_staged_ids(claim.sha256)
     if claim.accepted:
         log.info("valid: %s -> %s (%s rows)", claim.key, claim.dest_key, claim.rows)
