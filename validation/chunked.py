@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from retrain.id_overlap import IdWriter
 from retrain.spill import parts_for
 from validation.context import (
     NOT_NULL,
@@ -51,12 +52,13 @@ from validation.gates import (
 from validation.uniqueness import UniqueCheck
 
 if TYPE_CHECKING:
-    import pyarrow.parquet as pq
-
     from retrain.config import Config
 
 IDS_FILE = "ids.parquet"
-MAX_PARTS = 256  # open partition files per unique column (beyond: larger partitions)
+# Values a uniqueness partition is aimed at: finding its duplicates holds it, a hash table of it
+# and the rows that repeat (~25 MB for 250k text ids), within a light task's memory.
+UNIQUE_PART_ROWS = 250_000
+MAX_PARTS = 512  # open partition files per unique column (beyond: larger partitions)
 
 
 def validate_raw_chunks(
@@ -84,7 +86,7 @@ def validate_raw_chunks(
         ids = text_ids(first, cfg.dataset.id_column)
         result = validate_raw_file(first, cfg, run_name=run_name)
         return RawValidation(result=result, rows=len(first), ids=ids)
-    parts = min(MAX_PARTS, parts_for(rows_hint))
+    parts = min(MAX_PARTS, parts_for(rows_hint, UNIQUE_PART_ROWS))
     run = _ChunkedRun(get_chunked_raw_gate(cfg), cfg, run_name, Path(workdir), parts)
     try:
         run.add(first)
@@ -100,11 +102,29 @@ def validate_raw_chunks(
 
 
 def _release_freed_memory() -> None:
-    """Return what pyarrow's allocator keeps of freed chunks (their text columns) to the system:
-    one chunk's pages rarely fit the next, and over a 1M-row file tens of MB of them pile up."""
+    """Return what the allocators keep of a freed chunk to the system: pyarrow's (its text
+    columns) and glibc's (GX's and pandas' temporaries, spread over the threads' arenas). One
+    chunk's pages rarely fit the next, and over a 1M-row file tens of MB of them pile up."""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()  # ~2 ms
+    if _GLIBC is not None:
+        _GLIBC.malloc_trim(0)  # ~1 ms
+
+
+def _glibc() -> Any:
+    """glibc, for ``malloc_trim`` (None elsewhere: musl, macOS)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_GLIBC = _glibc()
 
 
 class _ChunkedRun:
@@ -127,7 +147,7 @@ class _ChunkedRun:
         }
         self.missing = {column: _Missing() for column in gate.null_columns}
         self.ids_path = workdir / IDS_FILE
-        self._ids: pq.ParquetWriter | None = None
+        self._ids: IdWriter | None = None
 
     def add(self, chunk: pd.DataFrame) -> None:
         view = raw_file_view(chunk, self.cfg)
@@ -158,14 +178,10 @@ class _ChunkedRun:
 
     def _write_ids(self, ids: pd.Series) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        from retrain.ledger import ID_COLUMN
-
-        table = pa.table({ID_COLUMN: pa.array(ids.array).cast(pa.large_string())})
         if self._ids is None:
-            self._ids = pq.ParquetWriter(self.ids_path, table.schema)
-        self._ids.write_table(table)
+            self._ids = IdWriter(self.ids_path)
+        self._ids.add(pa.array(ids.array))
 
     def finish(self) -> RawValidation:
         assert self.empty is not None

@@ -34,8 +34,9 @@ _EXAMPLES = 3  # example values quoted per failure in a summary
 # Rows per chunk when a landed file is validated in chunks (retrain.tables.iter_table): GX's
 # working memory grows with the rows it checks at once (~1 KB a row of 20 columns), its fixed
 # cost with the runs (~1 s each). A light task (validate_N, [resources] task_memory_mb, 512 MiB
-# of which GX's import takes ~300) checks 100k rows at a time; validate_large, a heavy task
-# (files of [resources] large_file_mb or more), 250k: a 20M-row file in 80 runs, not 200.
+# of which GX's import takes ~300) checks 100k rows at a time (50k of Parquet:
+# retrain.steps.validate); validate_large, a heavy task (files of [resources] large_file_mb or
+# more), 250k: a 20M-row file in 80 runs, not 200.
 RAW_CHUNK_ROWS = 100_000
 LARGE_CHUNK_ROWS = 250_000
 
