@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from machine import describe, save_result  # noqa: E402
+from machine import describe, export, save_result  # noqa: E402
 
 TIMEOUT = 1800.0
 
@@ -136,7 +136,7 @@ def main() -> None:
 
     firsts, baselines, bigs, theirs = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="end-to-end-") as tmp:
-        other = _export(args.against, Path(tmp) / "against") if args.against else None
+        other = export(args.against, Path(tmp) / "against") if args.against else None
         for attempt in range(args.repeat):
             for code_root in [ROOT, other] if other else [ROOT]:
                 tag = "" if code_root == ROOT else f"[{args.against}] "
@@ -188,18 +188,6 @@ def _one_stack(root: Path, code_root: Path, args, attempt: int, say) -> tuple[di
     finally:
         devstack.stop(root, log=lambda *_: None)
     return first, baseline, big
-
-
-def _export(ref: str, folder: Path) -> Path:
-    """The tree of commit ``ref`` under ``folder`` (read from git; the checkout is untouched)."""
-    import subprocess
-
-    folder.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder
 
 
 if __name__ == "__main__":

@@ -55,18 +55,17 @@ import tempfile
 import time
 import uuid
 from dataclasses import replace
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from machine import describe, save_result  # noqa: E402
+from machine import describe, export, save_result  # noqa: E402
+from training import week_frame, with_extra_columns  # noqa: E402
 
 GENERATOR = "v1"  # bump when the generated files change: the cache keeps files per version
 CHUNK_ROWS = 1_000_000  # rows generated and written at a time
-EXTRA = [f"x{i:02d}" for i in range(1, 10)]  # numeric columns beyond the demo's: 20 in all
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "ingest-memory-cache"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 BUSY = "pytest|make test"
@@ -80,32 +79,12 @@ WALL_MAX = 1.5
 
 def bench_config(code_root: Path, endpoint: str = "", bucket: str = ""):
     """``code_root``'s retrain.toml with the extra numeric columns, pointed at ``bucket``."""
-    from retrain.config import Column, load_config
+    from retrain.config import load_config
 
-    cfg = load_config(code_root / "retrain.toml", env={})
-    ds = cfg.dataset
-    names = [c.name for c in ds.columns]
-    at = names.index("data_usage_gb") + 1
-    extra = tuple(Column(n, "float", min=-10.0, max=10.0) for n in EXTRA)
-    cfg = replace(cfg, dataset=replace(ds, columns=ds.columns[:at] + extra + ds.columns[at:]))
+    cfg = with_extra_columns(load_config(code_root / "retrain.toml", env={}))
     if bucket:
         cfg = replace(cfg, storage=replace(cfg.storage, bucket=bucket, endpoint_url=endpoint))
     return cfg
-
-
-def chunk_frame(number: int, rows: int):
-    """Rows ``number * CHUNK_ROWS`` on of a file: a week of arrivals, ids unique in the file."""
-    import numpy as np
-
-    from retrain.datagen import generate
-
-    df = generate(rows, seed=number, start=datetime(2025, 1, 6) + timedelta(days=7 * number))
-    rng = np.random.default_rng([number, 99])
-    for i, name in enumerate(EXTRA):
-        values = np.clip(rng.normal(0.0, 1.0 + i / 4, rows), -10.0, 10.0).round(3)
-        values[rng.random(rows) < 0.01] = np.nan
-        df.insert(len(df.columns) - 1, name, values)
-    return df
 
 
 def generate_file(rows: int, fmt: str, path: Path) -> None:
@@ -117,12 +96,12 @@ def generate_file(rows: int, fmt: str, path: Path) -> None:
     if fmt == "csv":
         with open(path, "w", encoding="utf-8", newline="") as text:
             for number, first in enumerate(range(0, rows, CHUNK_ROWS)):
-                df = chunk_frame(number, min(CHUNK_ROWS, rows - first))
+                df = week_frame(number, min(CHUNK_ROWS, rows - first))
                 df.to_csv(text, header=number == 0, index=False, date_format="%Y-%m-%dT%H:%M:%S")
         return
     writer, schema = None, None
     for number, first in enumerate(range(0, rows, CHUNK_ROWS)):
-        df = chunk_frame(number, min(CHUNK_ROWS, rows - first))
+        df = week_frame(number, min(CHUNK_ROWS, rows - first))
         table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
         if writer is None:
             schema = table.schema
@@ -297,16 +276,6 @@ def pod_limits() -> dict[str, int]:
         "heavy_mb": light + cfg.training.memory_budget_mb,
         "large_file_bytes": cfg.resources.large_file_mb * 2**20,
     }
-
-
-def export(ref: str, folder: Path) -> Path:
-    """The tree of commit ``ref`` under ``folder`` (read from git; the checkout is untouched)."""
-    folder.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder
 
 
 def git(*args: str) -> str:

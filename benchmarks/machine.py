@@ -1,4 +1,5 @@
-"""The machine block every benchmark's JSON carries: where and with what the figures were made."""
+"""What the benchmarks share: the machine block every benchmark's JSON carries (where and with
+what the figures were made), where results go, and another revision's tree to run beside."""
 
 from __future__ import annotations
 
@@ -34,3 +35,17 @@ def save_result(name: str, payload: dict[str, Any]) -> Path:
     out = Path(__file__).resolve().parent / "results" / f"{name}.json"
     out.write_text(json.dumps(payload, indent=2) + "\n")
     return out
+
+
+def export(ref: str, folder: Path) -> Path:
+    """The tree of commit ``ref`` under ``folder`` (read from git; the checkout is untouched),
+    for a benchmark that runs another revision's code beside the checkout's (``--against``)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    folder.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder

@@ -59,10 +59,17 @@ BUSY = "pytest|make test"  # what --wait-for-idle waits out before each stage
 
 
 def bench_config():
-    """retrain.toml with the extra numeric columns (bounded: range-checked by both gates)."""
-    from retrain.config import Column, load_config
+    """retrain.toml with the extra numeric columns."""
+    from retrain.config import load_config
 
-    cfg = load_config(ROOT / "retrain.toml", env={})
+    return with_extra_columns(load_config(ROOT / "retrain.toml", env={}))
+
+
+def with_extra_columns(cfg):
+    """``cfg`` with EXTRA as float columns after data_usage_gb (bounded: range-checked by both
+    gates); benchmarks/ingest_memory.py uses it too."""
+    from retrain.config import Column
+
     ds = cfg.dataset
     names = [c.name for c in ds.columns]
     at = names.index("data_usage_gb") + 1
@@ -74,8 +81,9 @@ def bench_config():
 # -- data ---------------------------------------------------------------------------------------
 
 
-def generate_file(number: int, rows: int, path: Path) -> None:
-    """In a subprocess: raw file ``number`` (a week of arrivals) as a user would drop it."""
+def week_frame(number: int, rows: int):
+    """Week ``number`` of arrivals with the EXTRA columns (1% missing), ids unique in it;
+    benchmarks/ingest_memory.py builds its files from these too."""
     from datetime import datetime, timedelta
 
     import numpy as np
@@ -88,7 +96,12 @@ def generate_file(number: int, rows: int, path: Path) -> None:
         values = np.clip(rng.normal(0.0, 1.0 + i / 4, rows), -10.0, 10.0).round(3)
         values[rng.random(rows) < 0.01] = np.nan
         df.insert(len(df.columns) - 1, name, values)
-    df.to_parquet(path, index=False)
+    return df
+
+
+def generate_file(number: int, rows: int, path: Path) -> None:
+    """In a subprocess: raw file ``number`` (a week of arrivals) as a user would drop it."""
+    week_frame(number, rows).to_parquet(path, index=False)
 
 
 def raw_files(workdir: Path, rows: int) -> list[Path]:

@@ -16,6 +16,7 @@ The ids ingest stages are written the same way, chunk by chunk, to a local Parqu
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -108,10 +109,11 @@ def _release_freed_memory() -> None:
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()  # ~2 ms
-    if _GLIBC is not None:
-        _GLIBC.malloc_trim(0)  # ~1 ms
+    if (libc := _glibc()) is not None:
+        libc.malloc_trim(0)  # ~1 ms
 
 
+@functools.cache
 def _glibc() -> Any:
     """glibc, for ``malloc_trim`` (None elsewhere: musl, macOS)."""
     import ctypes
@@ -122,9 +124,6 @@ def _glibc() -> Any:
         return libc if hasattr(libc, "malloc_trim") else None
     except OSError:
         return None
-
-
-_GLIBC = _glibc()
 
 
 class _ChunkedRun:
@@ -204,7 +203,7 @@ class _ChunkedRun:
     def _counted(self, item: dict[str, Any]) -> dict[str, Any]:
         """A totals item of the run without rows, with the file's counts (a check that raised
         there, e.g. on a missing column, stays as GX reported it)."""
-        if _raised(item):
+        if exception_of(item):
             return item
         config = item["expectation_config"]
         if config["type"] == ROW_COUNT:
@@ -240,8 +239,9 @@ class _Missing:
 
     def add(self, mask: np.ndarray, offset: int) -> None:
         self.count += int(mask.sum())
-        if len(self.first) < int(RESULT_FORMAT["partial_unexpected_count"]):
-            self.first += (np.flatnonzero(mask)[:20] + offset).tolist()
+        wanted = int(RESULT_FORMAT["partial_unexpected_count"]) - len(self.first)
+        if wanted > 0:
+            self.first += (np.flatnonzero(mask)[:wanted] + offset).tolist()
 
     def result(self, rows: int, kwargs: dict[str, Any], limit: int) -> tuple[bool, dict[str, Any]]:
         """ExpectColumnValuesToNotBeNull's verdict and SUMMARY result on the file's counts."""
@@ -279,9 +279,9 @@ def _merge_item(merged: dict[str, Any] | None, item: dict[str, Any]) -> dict[str
     list them: in file order, up to the result format's limit)."""
     if merged is None:
         return item
-    if _raised(merged):
+    if exception_of(merged):
         return merged  # as in a whole-file run, a check that could not run has no counts
-    if _raised(item):
+    if exception_of(item):
         return {**merged, "success": False, "result": {}, "exception_info": item["exception_info"]}
     out = {**merged, "success": bool(merged["success"] and item["success"])}
     before, after = merged.get("result") or {}, item.get("result") or {}
@@ -290,10 +290,6 @@ def _merge_item(merged: dict[str, Any] | None, item: dict[str, Any]) -> dict[str
     elif merged["success"] and not item["success"]:
         out["result"] = after  # e.g. the column set: the first failing chunk explains it
     return out
-
-
-def _raised(item: dict[str, Any]) -> bool:
-    return bool(exception_of(item))
 
 
 def _merge_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

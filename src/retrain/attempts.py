@@ -42,6 +42,25 @@ log = logging.getLogger(__name__)
 
 VALIDATE = "validate"
 ROUTE = "route"
+# Per step: what it was doing, how its process died, what that means for the file.
+_DIED = {
+    VALIDATE: (
+        "validating it",
+        "killed without an error: out of memory, or a crash in a parser",
+        "it was not read again",
+    ),
+    ROUTE: (
+        "routing it",
+        "killed without an error, while reading its ids: out of memory?",
+        "its ids were not checked",
+    ),
+}
+
+
+def died_reason(stage: str, deaths: int) -> str:
+    """The quarantine reason of a file whose ``stage`` died ``deaths`` times on it."""
+    doing, how, meaning = _DIED[stage]
+    return f"could not be processed: the task died {deaths} times while {doing} ({how}); {meaning}"
 
 
 @dataclass(frozen=True)

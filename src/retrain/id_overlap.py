@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -111,12 +111,14 @@ class IdWriter:
     """A local id file written chunk by chunk, in row groups of at most :data:`ID_ROW_GROUP`
     (what :meth:`retrain.ledger.Ledger.stage_ids` uploads as is)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, where: Path | BinaryIO) -> None:
+        """``where``: a local path, or a writable binary file (e.g. a buffer to upload)."""
         import pyarrow.parquet as pq
 
-        self.path = Path(path)
         schema = pa.schema([(ID_COLUMN, pa.string())])
-        self._writer = pq.ParquetWriter(str(self.path), schema)
+        self._writer = pq.ParquetWriter(
+            where if not isinstance(where, Path) else str(where), schema
+        )
         self.rows = 0
 
     def add(self, ids: Any) -> None:

@@ -53,6 +53,11 @@ def format_last_modified(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+def page_key(result_key: str) -> str:
+    """The page rendered beside a JSON result (``x.json`` -> ``x.html``)."""
+    return result_key.removesuffix(".json") + ".html"
+
+
 def history_page_name(number: int, ext: str) -> str:
     """``page-000042.html``: sorts by number; pages link to each other by this name."""
     return f"page-{number:06d}.{ext}"

@@ -31,8 +31,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from retrain import id_overlap
-from retrain.id_overlap import ID_COLUMN, BatchOverlap, IdFile, IdOverlap, check
+from retrain.id_overlap import ID_COLUMN, BatchOverlap, IdFile, IdOverlap, IdWriter, check
 from retrain.layout import Layout, format_last_modified, object_id
 from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
 
@@ -276,13 +275,10 @@ class Ledger:
 
 
 def _id_parquet(ids: pd.Series) -> bytes:
-    """``ids`` as an id file (text, row groups of at most ``ID_ROW_GROUP``)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    """``ids`` as an id file, as validation writes them (``id_overlap.IdWriter``)."""
     buf = io.BytesIO()
-    table = pa.table({ID_COLUMN: pa.array(ids.astype(str).to_numpy(), pa.string())})
-    pq.write_table(table, buf, row_group_size=id_overlap.ID_ROW_GROUP)
+    with IdWriter(buf) as writer:
+        writer.add(ids)
     return buf.getvalue()
 
 

@@ -26,11 +26,11 @@ from typing import Any
 from retrain import metrics as statsd
 from retrain import reports
 from retrain.alerts import Alert, Incidents, first_line
-from retrain.attempts import ROUTE, Attempts
+from retrain.attempts import ROUTE, Attempts, died_reason
 from retrain.config import Config
 from retrain.history import Entry, History
 from retrain.keys import classify_landing_key
-from retrain.layout import Layout, run_token
+from retrain.layout import Layout, page_key, run_token
 from retrain.ledger import BatchOverlap, Claim, Ledger
 from retrain.steps.reporting import publish_index
 from retrain.steps.validate import IO_THREADS, FileVerdict, validate_files
@@ -335,10 +335,7 @@ def _decide(
 
 
 def _died_routing(v: FileVerdict, deaths: int) -> str:
-    reason = (
-        f"could not be processed: the task died {deaths} times while routing it (killed "
-        "without an error, while reading its ids: out of memory?); its ids were not checked"
-    )
+    reason = died_reason(ROUTE, deaths)
     log.error("%s: %s", v.key, reason)
     return reason
 
@@ -447,7 +444,7 @@ def _result_page(result_key: str | None, reports_prefix: str) -> str | None:
     """The rendered page of a file's GX result, relative to the reports root."""
     if not result_key or not result_key.startswith(reports_prefix):
         return None
-    return result_key[len(reports_prefix) :].removesuffix(".json") + ".html"
+    return page_key(result_key[len(reports_prefix) :])
 
 
 def alert_quarantined(
@@ -480,7 +477,7 @@ def _quarantine_notice(
     links = []
     for o in bad[:3]:  # its GX result page (opens in a browser), then its quarantine report
         if o.result_key:
-            links.append(storage.uri(o.result_key.removesuffix(".json") + ".html"))
+            links.append(storage.uri(page_key(o.result_key)))
         if o.report_key:
             links.append(storage.uri(o.report_key))
     if summary_key:

@@ -28,7 +28,7 @@ from retrain.decision import FLAG_WORSE, Evidence, decide, flags
 from retrain.drift import DriftReport, compare, reference_profile
 from retrain.evaluation import Comparison, compare_models
 from retrain.history import Entry, History
-from retrain.layout import Layout, run_token
+from retrain.layout import Layout, page_key, run_token
 from retrain.registry import ChampionChanged, ModelRegistry
 from retrain.steps.features import feature_rows
 from retrain.steps.reporting import champion_history, publish_index
@@ -190,9 +190,9 @@ def _record_training_check(
             "validation_result": result.result,
         },
     )
-    page_key = report_key.removesuffix(".json") + ".html"
+    html_key = page_key(report_key)
     storage.put_bytes(
-        page_key,
+        html_key,
         reports.render_validation_result(result.to_dict(), keys, root="../").encode(),
         content_type=reports.HTML_CONTENT_TYPE,
     )
@@ -204,7 +204,7 @@ def _record_training_check(
                 name=run_name,
                 status="passed" if result.success else "rejected",
                 reason=first_line(result.summary()),
-                link=page_key[len(cfg.storage.reports_prefix) :],
+                link=html_key[len(cfg.storage.reports_prefix) :],
             )
         ]
     )

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from retrain import faults
-from retrain.attempts import Attempts
+from retrain.attempts import VALIDATE, Attempts, died_reason
 from retrain.config import Config
 from retrain.keys import classify_landing_key
-from retrain.layout import Layout, object_id
+from retrain.layout import Layout, object_id, page_key
 from retrain.ledger import Ledger
 from retrain.storage import ObjectNotFound, PreconditionFailed, S3Storage
 from retrain.tables import UnreadableFile, iter_table
@@ -147,10 +147,10 @@ def validate_files(
         log.warning(
             "%s: its task died %d time(s) on it: validated alone", f.key, deaths[f.object_id]
         )
-        with attempts.working_on([f.object_id], "validate"):
+        with attempts.working_on([f.object_id], VALIDATE):
             found |= {v.object_id: v for v in _validate(storage, cfg, [f], batch_id)}
     if rest:
-        with attempts.working_on((f.object_id for f in rest), "validate"):
+        with attempts.working_on((f.object_id for f in rest), VALIDATE):
             found |= {v.object_id: v for v in _validate(storage, cfg, rest, batch_id)}
     done = [found[f.object_id] for f in landed if f.object_id in found]
     fates = {fate: sum(v.fate == fate for v in done) for fate in ("accept", "quarantine", "skip")}
@@ -170,10 +170,7 @@ def _died(f: LandedFile, deaths: int, cfg: Config) -> FileVerdict:
     fate = classify_landing_key(
         f.key, cfg.storage.landing_prefix, cfg.ingest.ignore_patterns, f.size
     )
-    reason = (
-        f"could not be processed: the task died {deaths} times while validating it (killed "
-        "without an error: out of memory, or a crash in a parser); it was not read again"
-    )
+    reason = died_reason(VALIDATE, deaths)
     log.error("%s: %s", f.key, reason)
     return FileVerdict(
         f.key, f.etag, f.size, f.last_modified, f.object_id, "quarantine", reason, fate.name
@@ -259,18 +256,14 @@ def _fetch(
         return replace(base, fate="quarantine", reason=fate.reason, name=fate.name)
     local.mkdir()
     path = local / "landed"
-    replaced = replace(base, reason="replaced by a new upload since it was listed: next batch")
-    try:
+    try:  # exactly the version listed (If-Match), or nothing
         got = storage.download(f.key, path, if_match=f.etag)
     except ObjectNotFound:
         shutil.rmtree(local)
         return replace(base, reason="gone from landing/ before it was read (deleted by its owner?)")
     except PreconditionFailed:
         shutil.rmtree(local)
-        return replaced
-    if got.etag.strip('"') != f.etag.strip('"'):
-        shutil.rmtree(local)
-        return replaced
+        return replace(base, reason="replaced by a new upload since it was listed: next batch")
     return _Fetched(replace(base, name=fate.name, sha256=got.sha256), path)
 
 
@@ -447,7 +440,7 @@ class _Store:
         self.writes.append(
             self.pool.submit(
                 self.storage.put_bytes,
-                key.removesuffix(".json") + ".html",
+                page_key(key),
                 page,
                 content_type=reports.HTML_CONTENT_TYPE,
             )
