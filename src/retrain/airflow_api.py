@@ -87,16 +87,20 @@ class AirflowApi:
         params: dict[str, Any] | None = None,
         accept: str = "application/json",
         body: Any = None,
+        method: str = "POST",
     ) -> bytes:
+        """GET, or ``method`` with a JSON ``body``; a 5xx is tried again."""
         url = f"{self.base_url}{path}"
         if params:
             url += "?" + urllib.parse.urlencode(params, doseq=True)
         headers = {"Accept": accept}
         if path != "/api/v2/monitor/health" and (token := self.bearer()):
             headers["Authorization"] = f"Bearer {token}"
-        data, method = None, "GET"
-        if body is not None:
-            data, method = json.dumps(body).encode(), "POST"
+        data = None
+        if body is None:
+            method = "GET"
+        else:
+            data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         # A 5xx is mostly a busy metadata database (SQLite locked) and the next try succeeds:
@@ -124,6 +128,13 @@ class AirflowApi:
 
     def post_json(self, path: str, body: Any) -> Any:
         return json.loads(self._request(path, body=body))
+
+    def patch_json(self, path: str, body: Any) -> Any:
+        return json.loads(self._request(path, body=body, method="PATCH"))
+
+    def pause(self, dag_id: str, paused: bool = True) -> bool:
+        """Pause (or unpause) a DAG; what the api-server says it is now."""
+        return bool(self.patch_json(f"/api/v2/dags/{dag_id}", {"is_paused": paused})["is_paused"])
 
     def emit_asset_event(self, name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Record an event on the asset called ``name``, as a producer task would: the DAGs

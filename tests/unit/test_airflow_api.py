@@ -22,13 +22,16 @@ class Busy(BaseHTTPRequestHandler):
     failures = 0
     seen: list[str]
 
+    def do_PATCH(self) -> None:
+        self.do_POST()
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.seen.append(self.path)
         if len(self.seen) <= self.failures:
             body, code = {"detail": f"Serious error {len(self.seen)}: database is locked"}, 500
         else:
-            body, code = {"name": "heavy", "slots": 1}, 200
+            body, code = {"name": "heavy", "slots": 1, "is_paused": True}, 200
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -76,3 +79,10 @@ def test_a_final_failure_names_every_try(busy, caplog) -> None:
     assert "after 2 earlier tries" in rest
     assert "Serious error 1" in rest and "Serious error 2" in rest
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_pause_is_tried_again_on_a_busy_server(busy) -> None:
+    """The e2e stacks pause DAGs right after start, when SQLite is busiest."""
+    busy.failures = 1
+    assert AirflowApi(busy.url).pause("features") is True
+    assert busy.seen == ["/api/v2/dags/features", "/api/v2/dags/features"]
