@@ -163,6 +163,7 @@ class GateConfig:
 
 
 DRIFT_RULES = ("share", "importance")
+METRICS = ("auc", "average_precision")  # [gate] metric: higher is better
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ class OrchestrationConfig:
     # request each: 86,400 a day at 1 s, about $0.43 a day on S3 Standard; raise it where a few
     # seconds of latency matter less); any change brings it back to poll_interval.
     poll_interval: float = 0.5  # the fast pause, while files are arriving
-    idle_poll_interval: float = 1.0  # the backoff ceiling while idle (below poll_interval: none)
+    idle_poll_interval: float = 1.0  # the backoff ceiling while idle (= poll_interval: none)
     settle_seconds: float = 0.5  # the quiet period: landing/ unchanged this long -> take the batch
     # A listing that never stays quiet (a steady trickle) is taken this long after its first file
     # was seen.
@@ -326,7 +327,9 @@ def default_config_path() -> Path:
     return Path(__file__).resolve().parents[2] / DEFAULT_CONFIG_NAME
 
 
-def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None, *, check: bool = True
+) -> Config:
     path = Path(path) if path is not None else default_config_path()
     try:
         raw = tomllib.loads(path.read_text())
@@ -334,10 +337,15 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(f"config file not found: {path} (set {CONFIG_ENV})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    return parse_config(raw, env=os.environ if env is None else env, source=str(path))
+    return parse_config(raw, env=os.environ if env is None else env, source=str(path), check=check)
 
 
-def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "") -> Config:
+def parse_config(
+    raw: Mapping[str, Any], env: Mapping[str, str], source: str = "", *, check: bool = True
+) -> Config:
+    """The typed config; a malformed one raises at its first problem, an inconsistent one (with
+    ``check``) raises one ``ConfigError`` naming every error of ``retrain.config_check``, one a
+    line. ``check=False`` returns it unchecked, for a caller that shows every finding itself."""
     unknown = set(raw) - set(_SECTIONS) - {"dataset"}
     if unknown:
         raise ConfigError(f"{source}: unknown section(s): {sorted(unknown)}")
@@ -348,7 +356,12 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str], source: str = "
         for name, cls in _SECTIONS.items()
     }
     cfg = Config(dataset=_build_dataset(raw["dataset"], source), source=source, **sections)
-    _check(cfg)
+    if not check:
+        return cfg
+    from retrain.config_check import check_config, errors  # it imports this module
+
+    if found := errors(check_config(cfg)):
+        raise ConfigError("\n".join(f"{source}: {finding}" for finding in found))
     return cfg
 
 
@@ -410,10 +423,6 @@ def _check_type(value: Any, type_name: str, where: str, source: str) -> Any:
     return float(value) if type_name == "float" else value
 
 
-def _is_module_name(name: str) -> bool:
-    return all(part.isidentifier() for part in name.split("."))
-
-
 def _build_dataset(raw: Mapping[str, Any], source: str) -> DatasetConfig:
     required = ("name", "id_column", "time_column", "target", "columns")
     missing = [k for k in required if k not in raw]
@@ -442,101 +451,3 @@ def _build_dataset(raw: Mapping[str, Any], source: str) -> DatasetConfig:
         columns=tuple(columns),
         file_formats=formats,
     )
-
-
-def _check(cfg: Config) -> None:
-    ds = cfg.dataset
-    names = set(ds.column_names)
-    for role in ("id_column", "time_column", "target"):
-        if getattr(ds, role) not in names:
-            raise ConfigError(
-                f"{cfg.source}: [dataset] {role} {getattr(ds, role)!r} not in columns"
-            )
-    if ds.column(ds.time_column).dtype != "datetime":
-        raise ConfigError(f"{cfg.source}: time column {ds.time_column!r} must have dtype datetime")
-    if ds.column(ds.target).dtype != "int":
-        raise ConfigError(f"{cfg.source}: target {ds.target!r} must be an int column of 0/1")
-    if not ds.feature_columns:
-        raise ConfigError(f"{cfg.source}: no feature columns besides id, time and target")
-    for fmt in ds.file_formats:
-        if fmt not in ("csv", "parquet"):
-            raise ConfigError(f"{cfg.source}: file format {fmt!r} not supported (csv, parquet)")
-    for where, value, allowed in (
-        ("[validation] extra_columns", cfg.validation.extra_columns, EXTRA_COLUMN_POLICIES),
-        ("[ingest] duplicate_ids", cfg.ingest.duplicate_ids, DUPLICATE_ID_POLICIES),
-        ("[alerts] notifier", cfg.alerts.notifier, NOTIFIERS),
-        ("[orchestration] arrival", cfg.orchestration.arrival, ARRIVAL_MODES),
-        ("[drift] rule", cfg.drift.rule, DRIFT_RULES),
-    ):
-        if value not in allowed:
-            raise ConfigError(f"{cfg.source}: {where} must be one of {allowed}, got {value!r}")
-    if cfg.alerts.notifier == "sns" and not cfg.alerts.sns_topic_arn:
-        raise ConfigError(f'{cfg.source}: [alerts] notifier = "sns" needs sns_topic_arn')
-    if cfg.validation.max_cell_bytes < 1024:
-        raise ConfigError(f"{cfg.source}: [validation] max_cell_bytes must be at least 1024")
-    if cfg.ingest.validate_tasks < 1:
-        raise ConfigError(f"{cfg.source}: [ingest] validate_tasks must be at least 1")
-    if cfg.ingest.max_file_attempts < 1:
-        raise ConfigError(f"{cfg.source}: [ingest] max_file_attempts must be at least 1")
-    orch = cfg.orchestration
-    for name in ("poll_interval", "idle_poll_interval"):
-        if getattr(orch, name) <= 0:
-            raise ConfigError(f"{cfg.source}: [orchestration] {name} must be above 0")
-    if orch.settle_seconds < 0 or orch.max_settle_seconds < orch.settle_seconds:
-        raise ConfigError(
-            f"{cfg.source}: [orchestration] needs 0 <= settle_seconds <= max_settle_seconds"
-        )
-    if orch.max_batch_files < 0:
-        raise ConfigError(
-            f"{cfg.source}: [orchestration] max_batch_files must be 0 (no limit) or more"
-        )
-    if orch.arrival == "events" and not orch.queue_url:
-        raise ConfigError(
-            f'{cfg.source}: [orchestration] arrival = "events" needs queue_url (the SQS queue '
-            "the bucket sends its landing/ notifications to)"
-        )
-    if orch.reconcile_minutes <= 0:
-        raise ConfigError(f"{cfg.source}: [orchestration] reconcile_minutes must be above 0")
-    if orch.reconcile_grace_seconds < 0:
-        raise ConfigError(
-            f"{cfg.source}: [orchestration] reconcile_grace_seconds must be 0 or more"
-        )
-    if not 0 < cfg.training.holdout_fraction < 1:
-        raise ConfigError(f"{cfg.source}: [training] holdout_fraction must be in (0, 1)")
-    for name in ("window_days", "window_rows"):
-        if getattr(cfg.training, name) < 0:
-            raise ConfigError(f"{cfg.source}: [training] {name} must be 0 (no limit) or more")
-    if cfg.training.memory_budget_mb < 256:
-        raise ConfigError(f"{cfg.source}: [training] memory_budget_mb must be at least 256")
-    if not 0 < cfg.training.new_data_holdout_fraction < 1:
-        raise ConfigError(f"{cfg.source}: [training] new_data_holdout_fraction must be in (0, 1)")
-    if not 0.5 <= cfg.gate.confidence < 1:
-        raise ConfigError(f"{cfg.source}: [gate] confidence must be in [0.5, 1)")
-    if cfg.gate.bootstrap_rounds < 100:
-        raise ConfigError(f"{cfg.source}: [gate] bootstrap_rounds must be at least 100")
-    res = cfg.resources
-    for name in ("default_queue", "heavy_queue", "heavy_pool"):
-        if not getattr(res, name).strip():
-            raise ConfigError(f"{cfg.source}: [resources] {name} must not be empty")
-    if res.heavy_pool_slots < 1 or res.large_file_mb < 1 or res.task_memory_mb < 128:
-        raise ConfigError(
-            f"{cfg.source}: [resources] needs heavy_pool_slots >= 1, large_file_mb >= 1 and "
-            "task_memory_mb >= 128"
-        )
-    if res.task_cpu <= 0:
-        raise ConfigError(f"{cfg.source}: [resources] task_cpu must be above 0")
-    if bad := [m for m in res.preload if not _is_module_name(m)]:
-        raise ConfigError(f"{cfg.source}: [resources] preload: not module names: {bad}")
-    if cfg.drift.bins < 2:
-        raise ConfigError(f"{cfg.source}: [drift] bins must be at least 2")
-    for col in ds.columns:
-        if not isinstance(col.drift, bool):
-            raise ConfigError(f"{cfg.source}: column {col.name!r}: drift must be true or false")
-    for prefix_field in dataclasses.fields(StorageConfig):
-        if prefix_field.name.endswith("_prefix"):
-            value = getattr(cfg.storage, prefix_field.name)
-            if not value.endswith("/") or value.startswith("/"):
-                raise ConfigError(
-                    f"{cfg.source}: [storage] {prefix_field.name} {value!r} must end with '/' "
-                    "and not start with it"
-                )

@@ -74,13 +74,43 @@ def run_round(
     seed: int,
     say=print,
 ) -> dict:
-    """Upload one round of files and follow the runs they set off, to the deploy decision."""
+    """Upload one round of generated files and follow the runs they set off."""
+    seen = seen_runs(stack)
+    keys = upload(storage, cfg, files, seed)
+    return follow_uploads(stack, cfg, storage, keys, seen, say=say)
+
+
+def upload_files(storage: S3Storage, cfg: Config, paths: list[Path]) -> list[str]:
+    """Drop local files into landing/ under their own names, as any S3 client would."""
+    keys = []
+    for path in paths:
+        key = f"{cfg.storage.landing_prefix}{path.name}"
+        storage.upload(key, path)
+        keys.append(key)
+    return keys
+
+
+def seen_runs(stack: devstack.Stack) -> dict[str, set[str]]:
+    """The runs there are before an upload: what follows it is a run not among them."""
+    from retrain import follow
+
+    return {d: follow.run_ids(stack.api, d, finished_only=d == "ingest") for d in devstack.DAG_IDS}
+
+
+def follow_uploads(
+    stack: devstack.Stack,
+    cfg: Config,
+    storage: S3Storage,
+    keys: list[str],
+    seen: dict[str, set[str]],
+    say=print,
+) -> dict:
+    """Follow uploaded files through the runs they set off, to the deploy decision: where
+    each file went (and why a quarantined one was), each run's tasks, the verdict, the scores."""
     from retrain import follow
     from retrain.registry import ModelRegistry
 
     api, clock = stack.api, follow.Clock()
-    seen = {d: follow.run_ids(api, d, finished_only=d == "ingest") for d in devstack.DAG_IDS}
-    keys = upload(storage, cfg, files, seed)
     say(f"{clock()} uploaded {len(keys)} file(s) to {storage.uri(cfg.storage.landing_prefix)}")
     routed = follow.wait_routed(storage, cfg, keys, STAGE_TIMEOUT)
     for r in routed:

@@ -18,9 +18,11 @@ run beside a live demo. Every process is started in a new session and its pid re
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrain import stack_users
 from retrain.airflow_api import AirflowApi, AirflowApiError
+from retrain.config import CONFIG_ENV
 from retrain.s3server import free_port, start_s3_server
 
 if TYPE_CHECKING:
@@ -109,6 +112,11 @@ class Stack:
     redis_db: int = -1
     # Named users (name -> role, retrain.stack_users) instead of everyone an admin.
     users: dict[str, str] = field(default_factory=dict)
+    # The config the stack runs with: a copy taken at its start (under ``root``, so an edit of
+    # the original changes nothing until a restart), where it was copied from, and its hash.
+    config_path: str = ""
+    config_source: str = ""
+    config_sha256: str = ""
 
     @property
     def components(self) -> dict[str, list[str]]:
@@ -575,10 +583,45 @@ def running(root: Path) -> Stack | None:
     return stack if stack.api.is_healthy() else None
 
 
+def config_file(overrides: dict[str, str] | None = None, code_root: Path = PROJECT_ROOT) -> Path:
+    """The config a stack starts with: ``RETRAIN_CONFIG`` of ``overrides``, else of the
+    environment, else the project's ``retrain.toml``."""
+    given = (overrides or {}).get(CONFIG_ENV) or os.environ.get(CONFIG_ENV)
+    return Path(given).resolve() if given else code_root / "retrain.toml"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def config_conflict(stack: Stack, given: str | Path, named: str = "") -> str | None:
+    """Why ``given`` (a ``RETRAIN_CONFIG``) cannot be used with ``stack``, or None: it is the
+    stack's own copy or has the same bytes. The stack's tasks read its copy, so a command reading
+    another config would show and do things the pipeline does not."""
+    if not stack.config_sha256:
+        return None
+    path = Path(given)
+    if path.resolve() == Path(stack.config_path).resolve():
+        return None
+    try:
+        if file_sha256(path) == stack.config_sha256:
+            return None
+        differs = "differs from"
+    except OSError as exc:
+        differs = f"cannot be read ({exc.strerror or exc}), so it cannot be compared with"
+    how = f"Unset {CONFIG_ENV} to use the stack's config, or restart" if not named else "Restart"
+    return (
+        f"{named or f'{CONFIG_ENV}={given}'} {differs} the config the stack under {stack.root} "
+        f"runs with ({stack.config_path}, copied from {stack.config_source} when it started). "
+        f"{how} the stack with yours: `retrain stop`, then `retrain start --config {given}`"
+    )
+
+
 def start(
     root: Path,
     *,
-    bucket: str = "retrain-demo",
+    bucket: str | None = None,
+    config: Path | None = None,
     ports: dict[str, int] | None = None,
     parallelism: int = 4,
     overrides: dict[str, str] | None = None,
@@ -593,6 +636,11 @@ def start(
     ``users`` (name -> role) logs people in with their own roles instead of making everyone
     an admin (:mod:`retrain.stack_users`; the tooling acts as the first admin).
 
+    ``config`` (default :func:`config_file`) is copied under ``root`` and the stack runs with
+    the copy; ``bucket`` (default: the config's ``[storage] bucket``) is created on the local
+    S3-compatible server. A running stack is returned as it is, unless ``config`` names a file
+    with other contents than the stack's copy (:class:`StackError`).
+
     Airflow's parts run from ``code_root`` (see :func:`airflow_env`) with it as their working
     directory; they write only under ``root``, into the bucket and, with the celery profile,
     into this stack's own PostgreSQL database and Redis database number (see the module's
@@ -601,12 +649,16 @@ def start(
     root, code_root = root.resolve(), code_root.resolve()
     if profile not in PROFILES:
         raise StackError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
+    explicit = config or (overrides or {}).get(CONFIG_ENV) or os.environ.get(CONFIG_ENV)
+    source = Path(config).resolve() if config else config_file(overrides, code_root)
     if existing := running(root):
         if existing.profile != profile:
             raise StackError(
                 f"a stack of the {existing.profile} profile is running under {root}: stop it "
                 f"first (`retrain stop`, `make stop`) or give the {profile} one another --root"
             )
+        if explicit and (conflict := config_conflict(existing, source, f"the config {source}")):
+            raise StackError(f"a stack is running already: {conflict}")
         log(f"stack already running (api {existing.api_url}, s3 {existing.s3_endpoint})")
         return existing
     stop(root, log=lambda *_: None)  # leftovers of a crashed stack
@@ -617,6 +669,14 @@ def start(
         if problem := services_problem(postgres_url, redis_url):
             raise ServicesUnavailable(problem)
         services = {"postgres_url": postgres_url, "redis_url": redis_url}
+    copy = root / "config" / "retrain.toml"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copyfile(source, copy)
+    except OSError as exc:
+        raise StackError(f"cannot read the config {source}: {exc.strerror or exc}") from exc
+    overrides = {**(overrides or {}), CONFIG_ENV: str(copy)}
+    bucket = bucket or _stack_config(overrides, code_root).storage.bucket
     ports = {name: free_port() for name in ("s3", "api", "worker_log", "trigger_log")} | (
         ports or {}
     )
@@ -666,6 +726,9 @@ def start(
             landing_queue_url=landing_queue_url,
             profile=profile,
             users=dict(users or {}),
+            config_path=str(copy),
+            config_source=str(source),
+            config_sha256=file_sha256(copy),
             **services,
         )
         if users:

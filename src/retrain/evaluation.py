@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-METRICS = ("auc", "average_precision")
+from retrain.config import METRICS
+
 _CHUNK = 32  # bootstrap rounds computed together (chunk x rows weights in memory)
 # Above this many rows the interval is bootstrapped on a seeded subsample of them (the point
 # estimates still use every row): the interval comes out wider than the full data's, which only

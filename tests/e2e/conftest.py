@@ -36,9 +36,16 @@ FAST = {  # the triggerer polls landing/ every second and settles a batch after 
 
 
 # The shared stack's story starts with its first model (test_stack), then the faults strike;
-# the events-mode and alerting tests run on stacks of their own, before the shared one starts.
+# the events-mode, alerting and own-data tests run on stacks of their own, before the shared one.
 # The whole story on the embedded profile first, then the celery round on a stack of its own.
-MODULE_ORDER = ("test_events", "test_alerting", "test_stack", "test_reports_ui", "test_faults")
+MODULE_ORDER = (
+    "test_events",
+    "test_alerting",
+    "test_own_data",
+    "test_stack",
+    "test_reports_ui",
+    "test_faults",
+)
 # The shared stack logs people in with their roles, as a deployment does (not all admins):
 # the tooling acts as "admin"; test_reports_ui reads as each.
 E2E_USERS = {"admin": "admin", "viewer": "viewer", "nobody": ""}

@@ -430,7 +430,7 @@ def test_the_newest_decision_skips_refit_copies_and_reads_little(
 def test_models_lists_one_row_per_decision_with_its_serving_version(
     registry: ModelRegistry,
 ) -> None:
-    from retrain.cli import model_rows
+    from retrain.cli.models import model_rows
 
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     v1, r1 = decided(

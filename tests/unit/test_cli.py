@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from retrain import cli
+from retrain.cli import models
 from retrain.registry import Promotion
 
 
@@ -20,7 +21,7 @@ def parsed(monkeypatch) -> dict[str, argparse.Namespace]:
             seen[name] = args
             return 0
 
-        monkeypatch.setattr(cli, f"cmd_{name}", handler)
+        monkeypatch.setattr(models, f"cmd_{name}", handler)
     return seen
 
 
@@ -55,7 +56,7 @@ def test_models_and_predict_arguments(parsed) -> None:
     ],
 )
 def test_default_predictions_path(given: str, expected: str) -> None:
-    assert cli.default_predictions_path(Path(given)) == Path(expected)
+    assert models.default_predictions_path(Path(given)) == Path(expected)
 
 
 def test_render_models() -> None:
@@ -91,7 +92,7 @@ def test_render_models() -> None:
         Promotion("v2-refit", "v1", "deploy", "better", "2026-11-22T02:00:01.5+00:00", {}),
         Promotion("v1", None, "deploy", "first", "2026-11-22T01:00:00+00:00", {}, by=""),
     ]
-    lines = cli.render_models(rows, promotions, "auc", 5, "s3://b/models/")
+    lines = models.render_models(rows, promotions, "auc", 5, "s3://b/models/")
     assert lines[0] == (
         "models in s3://b/models/ (one row per decision, newest first: 3 shown; 5 versions, "
         "refits included; * = champion)"
@@ -118,7 +119,7 @@ def test_render_models() -> None:
     assert lines[5] == "promotions (newest first):"
     assert lines[6].split() == ["2026-11-22", "02:00:01", "deploy", "v2-refit", "<-", "v1"]
     assert lines[8].split()[-2:] == ["(first", "champion)"]
-    assert cli.render_models([], [], "auc", 0, "s3://b/models/")[1:] == [
+    assert models.render_models([], [], "auc", 0, "s3://b/models/")[1:] == [
         "  none yet: the first retrain saves one",
         "promotions (newest first):",
         "  none: no model was deployed yet",
@@ -148,18 +149,43 @@ def test_start_takes_a_profile_and_says_when_its_services_are_missing(
 
 
 def test_the_default_profile_is_the_embedded_one(tmp_path: Path, monkeypatch, capsys) -> None:
+    from dataclasses import replace
+
     from retrain import devstack
 
     seen = {}
 
     def fake_start(root, **kwargs):
         seen.update(kwargs)
-        return devstack.Stack(str(root), "http://127.0.0.1:1", "http://127.0.0.1:2", "b", {}, {})
+        stack = devstack.Stack(str(root), "http://127.0.0.1:1", "http://127.0.0.1:2", "b", {}, {})
+        return replace(stack, config_source=str(kwargs["config"]), config_path="/copy.toml")
 
+    monkeypatch.delenv("RETRAIN_CONFIG", raising=False)
     monkeypatch.setattr(devstack, "start", fake_start)
-    assert cli.main(["--root", str(tmp_path), "start"]) == 0
+    assert cli.main(["start", "--root", str(tmp_path)]) == 0, "--root after the command too"
     assert seen["profile"] == "embedded"
-    assert "(embedded profile)" in capsys.readouterr().out
+    assert seen["config"] == devstack.PROJECT_ROOT / "retrain.toml"
+    out = capsys.readouterr().out
+    assert f"config:     {devstack.PROJECT_ROOT / 'retrain.toml'}" in out
+    assert "its copy /copy.toml" in out and "dataset:    telco_churn: 11 columns" in out
+    assert "(embedded profile; local stack, all users are admins)" in out
+
+
+def test_an_invalid_config_starts_nothing_and_says_why_in_one_paragraph(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from retrain import devstack
+
+    monkeypatch.setattr(devstack, "start", lambda *a, **k: pytest.fail("started anyway"))
+    bad = tmp_path / "bad.toml"
+    text = (devstack.PROJECT_ROOT / "retrain.toml").read_text()
+    bad.write_text(text.replace("poll_interval = 0.5", "poll_interval = 5"))
+    assert cli.main(["start", "--config", str(bad), "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("retrain start: the config is not valid, nothing was started:")
+    assert "idle_poll_interval" in err and "Traceback" not in err and "--debug" not in err
+    assert cli.main(["--debug", "start", "--config", str(bad), "--root", str(tmp_path)]) == 2
+    assert "Traceback" in capsys.readouterr().err
 
 
 def test_status_names_the_dead_part_of_the_local_stack(tmp_path: Path) -> None:
@@ -177,6 +203,6 @@ def test_status_names_the_dead_part_of_the_local_stack(tmp_path: Path) -> None:
     devstack._save(
         devstack.Stack(str(tmp_path), "http://127.0.0.1:1", "http://127.0.0.1:2", "b", pids, {})
     )
-    state = cli._stack_state(tmp_path)
+    state = cli.stack._stack_state(tmp_path)
     assert state.startswith("NOT running (embedded profile): triggerer dead; see ")
     assert state.endswith(f"see {tmp_path}/logs/triggerer.log") and "scheduler" not in state

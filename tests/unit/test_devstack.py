@@ -371,3 +371,32 @@ def test_the_dead_parts_of_a_stack_are_named(tmp_path: Path) -> None:
     stack = Stack(str(tmp_path), "http://127.0.0.1:1", "http://127.0.0.1:2", "b", pids, PORTS)
     assert dead_parts(stack) == ("triggerer",)
     assert dead_parts(replace(stack, pids={"s3": live})) == ()
+
+
+def test_a_config_other_than_the_stacks_copy_is_a_conflict_naming_both(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from retrain.devstack import Stack, config_conflict, file_sha256
+
+    copy = tmp_path / "stack" / "config" / "retrain.toml"
+    copy.parent.mkdir(parents=True)
+    copy.write_text('[dataset]\nname = "flights"\n')
+    original = tmp_path / "flights.toml"
+    original.write_text(copy.read_text())
+    stack = replace(
+        Stack(str(tmp_path / "stack"), "http://s3", "http://api", "b", {}, {}),
+        config_path=str(copy),
+        config_source=str(original),
+        config_sha256=file_sha256(copy),
+    )
+    assert config_conflict(stack, copy) is None, "the stack's own copy"
+    assert config_conflict(stack, original) is None, "the same bytes"
+    original.write_text('[dataset]\nname = "flights"  # edited\n')
+    conflict = config_conflict(stack, original)
+    assert conflict is not None
+    assert conflict.startswith(f"RETRAIN_CONFIG={original} differs from the config the stack")
+    assert f"({copy}, copied from {original} when it started)" in conflict
+    assert f"`retrain start --config {original}`" in conflict
+    missing = config_conflict(stack, tmp_path / "gone.toml")
+    assert missing is not None and "cannot be read" in missing
+    assert config_conflict(replace(stack, config_sha256=""), original) is None, "an old stack"

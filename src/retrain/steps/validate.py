@@ -165,6 +165,58 @@ def validate_files(
     return done
 
 
+@dataclass(frozen=True)
+class SampleVerdict:
+    """What ingest would do with a local file (``retrain config check --sample``)."""
+
+    fate: Fate
+    reason: str
+    rows: int | None = None
+
+
+def check_local_file(path: Path, cfg: Config) -> SampleVerdict:
+    """A local file through ingest's checks as if it had landed under its name: the key rules,
+    the byte checks and the raw GX checkpoint, chunk by chunk as :func:`validate_files` does
+    (the ledger's checks, which need the bucket, apart: a repeated file, ids seen before)."""
+    from validation.chunked import validate_raw_chunks
+    from validation.gates import RAW_CHUNK_ROWS
+
+    size = path.stat().st_size
+    fate = classify_landing_key(
+        cfg.storage.landing_prefix + path.name,
+        cfg.storage.landing_prefix,
+        cfg.ingest.ignore_patterns,
+        size,
+    )
+    if fate.action != "process":
+        return SampleVerdict("skip" if fate.action == "ignore" else "quarantine", fate.reason)
+    verdict = FileVerdict(path.name, "", size, "", path.name, "skip", "", fate.name)
+    with tempfile.TemporaryDirectory(prefix="retrain-sample-") as work:
+        try:
+            chunks = iter_table(
+                path,
+                fate.name,
+                cfg.dataset,
+                _chunk_rows(
+                    verdict, cfg.resources.large_file_mb << 20, RAW_CHUNK_ROWS, RAW_CHUNK_ROWS
+                ),
+                max_cell_bytes=cfg.validation.max_cell_bytes,
+            )
+            validated = validate_raw_chunks(
+                chunks,
+                cfg,
+                run_name=f"sample-{fate.name}",
+                workdir=Path(work),
+                rows_hint=_Fetched(verdict, path).rows_hint,
+            )
+            result, rows = validated.result, validated.rows
+        except Exception as exc:  # UnreadableFile also from a later chunk
+            result, rows = _failure(verdict, exc, cfg), None
+    if result.success:
+        return SampleVerdict("accept", result.summary(), rows)
+    return SampleVerdict("quarantine", result.summary(), rows)
+
+
 def _died(f: LandedFile, deaths: int, cfg: Config) -> FileVerdict:
     """The verdict on a file that keeps killing its task: quarantined, not read again."""
     fate = classify_landing_key(
