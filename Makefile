@@ -29,20 +29,22 @@ $(CHROMIUM):
 	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
 
 # The end-to-end tests spend most of their time waiting on the real stack (polls, deferrals,
-# faults), so the rest of the suite runs beside the embedded round, and the celery round (its own
-# stack) after the rest, beside the embedded round's end; their output is shown once all are done.
+# faults), so the rest of the suite runs beside the embedded round, then the end-to-end tests
+# marked beside (a stack of their own each) and the celery round, beside the embedded round's
+# end; their output is shown once all are done.
 test: $(STAMP) $(CHROMIUM)  ## ruff, then the whole pytest suite (unit, validation, integration, DAGs, end-to-end)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MAKE) --no-print-directory checkov
 	@rest_log=$$(mktemp); \
 	( $(BIN)/pytest -m "not e2e"; rest=$$?; \
-	  RETRAIN_E2E_PROFILES=celery $(BIN)/pytest -m "e2e and celery"; celery=$$?; \
+	  RETRAIN_E2E_PROFILES=celery $(BIN)/pytest -m "e2e and (celery or beside)"; celery=$$?; \
 	  test $$rest -eq 0 && test $$celery -eq 0 ) > $$rest_log 2>&1 & other=$$!; \
-	RETRAIN_E2E_PROFILES=embedded $(BIN)/pytest -m e2e; e2e=$$?; \
+	RETRAIN_E2E_PROFILES=embedded $(BIN)/pytest -m "e2e and not beside"; e2e=$$?; \
 	wait $$other; others=$$?; \
 	echo "--- beside it: the rest of the suite (unit, validation, integration, DAGs), then the"; \
-	echo "--- end-to-end tests marked celery on the celery profile (PostgreSQL, Celery, Redis):"; \
+	echo "--- end-to-end tests marked beside, and those marked celery on the celery profile"; \
+	echo "--- (PostgreSQL, Celery, Redis):"; \
 	cat $$rest_log; rm -f $$rest_log; \
 	test $$e2e -eq 0 && test $$others -eq 0
 

@@ -5,7 +5,9 @@ same files would fail the same way; the champion keeps serving, the report names
 The challenger is trained with the newest data held out; it and the champion are scored on those
 rows (a paired bootstrap interval of the difference), drift is checked against the champion's
 reference profile, and the deploy policy decides. A deploy is refit on every row first, then an
-atomic compare-and-swap of models/champion.json; the decision record is written either way.
+atomic compare-and-swap of models/champion.json; the decision record is written either way. When
+[gate] approval asks a person first, request_approval runs instead of deploy: the approve DAG
+waits for the answer, so this run ends and newer data is not held up.
 Every task but the deploy runs on the heavy queue and in the heavy pool ([resources]).
 """
 
@@ -18,6 +20,7 @@ from _shared.common import (
     FEATURES,
     HEAVY,
     MODEL,
+    PENDING_APPROVAL,
     RUN_DEADLINE,
     TAGS,
     storage,
@@ -70,8 +73,11 @@ def retrain():
     def deploy(decision: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from retrain.steps.approval import needed
         from retrain.steps.retrain import deploy, record_outcome
 
+        if why := needed(CONFIG, decision):
+            raise AirflowSkipException(f"waits for a person's approval (approve DAG): {why}")
         context = get_current_context()
         bucket = storage()
         result = deploy(bucket, CONFIG, decision)
@@ -84,9 +90,27 @@ def retrain():
         context["outlet_events"][MODEL].extra = result.as_dict()
         return result.as_dict()
 
+    @task(outlets=[PENDING_APPROVAL])
+    def request_approval(decision: dict) -> dict:
+        """Instead of the deploy, when a person must agree: the pending approval, an alert,
+        and the pending_approval asset event that starts the approve DAG."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from retrain.steps.approval import needed, request
+
+        if not needed(CONFIG, decision):
+            raise AirflowSkipException("no approval needed: the deploy task decides alone")
+        context = get_current_context()
+        approval, alert = request(storage(), CONFIG, decision, ALERTING.incidents())
+        ALERTING.send(alert, context)
+        context["outlet_events"][PENDING_APPROVAL].extra = {"version": approval.version}
+        return approval.as_dict()
+
     training_set = check_training_set()
     challenger = train_challenger(training_set)
-    deploy(refit_for_serving(evaluate_and_decide(training_set, challenger)))
+    decision = refit_for_serving(evaluate_and_decide(training_set, challenger))
+    deploy(decision)
+    request_approval(decision)
 
 
 retrain()

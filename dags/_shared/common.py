@@ -35,6 +35,10 @@ START_DATE = datetime(2026, 1, 1)
 RAW = Asset(name="raw", uri=f"s3://{_S.bucket}/{_S.raw_prefix}")
 FEATURES = Asset(name="features", uri=f"s3://{_S.bucket}/{_S.features_prefix}")
 MODEL = Asset(name="model", uri=f"s3://{_S.bucket}/{_S.models_prefix}")
+# A deploy waiting for a person ([gate] approval): the approve DAG is scheduled on it.
+PENDING_APPROVAL = Asset(
+    name="pending_approval", uri=f"s3://{_S.bucket}/{_S.ledger_prefix}approvals/"
+)
 
 
 def storage() -> S3Storage:

@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,48 @@ class AirflowApi:
             "/api/v2/assets/events", {"asset_id": matches[0]["id"], "extra": extra or {}}
         )
 
+    def hitl_requests(
+        self, dag_id: str, *, answered: bool | None = False, subject: str = ""
+    ) -> list[dict[str, Any]]:
+        """Human-in-the-loop requests of ``dag_id``'s runs, newest first (``answered`` None:
+        all; ``subject``: a part of it). Each has its ``task_instance``, ``subject``,
+        ``options``, ``assigned_users``, ``created_at`` and, once answered, who and what."""
+        params: dict[str, Any] = {"limit": 100, "order_by": "-created_at"}
+        if answered is not None:
+            params["response_received"] = str(answered).lower()
+        if subject:
+            params["subject_search"] = subject
+        return self.get_json(f"/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails", **params)[
+            "hitl_details"
+        ]
+
+    def respond(
+        self,
+        request: dict[str, Any],
+        chosen: list[str],
+        params_input: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Answer a human-in-the-loop request (one of :meth:`hitl_requests`) as this client's
+        user, as the Required Actions view does.
+
+        Not in the first :data:`HITL_SETTLE_S` seconds after it was asked: on Airflow 3.3.2 an
+        answer that lands while the executor has not yet reported the parked task's workload
+        makes the scheduler take that report for a failure and retry the task, which asks
+        again and loses the answer (seen at 0.5 s; the report comes within about a second).
+        """
+        asked = _parse_time(request.get("created_at"))
+        if asked is not None:
+            wait = HITL_SETTLE_S - (datetime.now(UTC) - asked).total_seconds()
+            if wait > 0:
+                time.sleep(wait)
+        ti = request["task_instance"]
+        run = urllib.parse.quote(ti["dag_run_id"], safe="")
+        path = (
+            f"/api/v2/dags/{ti['dag_id']}/dagRuns/{run}/taskInstances/{ti['task_id']}/"
+            f"{ti.get('map_index', -1)}/hitlDetails"
+        )
+        return self.patch_json(path, {"chosen_options": chosen, "params_input": params_input or {}})
+
     def health(self) -> dict[str, Any]:
         return self.get_json("/api/v2/monitor/health")
 
@@ -236,3 +279,16 @@ class AirflowApi:
                             f"[{ti.state}, try {ti.try_number}]\n{log[-6000:]}"
                         )
         return "\n".join(chunks)
+
+
+HITL_SETTLE_S = 5.0  # see AirflowApi.respond
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -160,8 +160,18 @@ class GateConfig:
     confidence: float = 0.95  # of the paired bootstrap interval of challenger - champion
     bootstrap_rounds: int = 1000
     seed: int = 7  # of the bootstrap: the same data give the same interval
+    # A person signs off before a deploy (README, "The deploy decision"): "never"; "on_change"
+    # (a deploy after drift, score drift or a degraded champion, or one although worse within
+    # the margin); "always". The approval waits in Airflow's Required Actions, in a DAG of its
+    # own, so later retrains go on; a newer challenger supersedes one still waiting.
+    approval: str = "never"
+    approval_timeout_hours: float = 24.0
+    approval_on_timeout: str = "hold"  # or "deploy"
+    approvers: tuple[str, ...] = ()  # Airflow user ids who may answer (empty: any user with access)
 
 
+APPROVAL_MODES = ("never", "on_change", "always")
+APPROVAL_TIMEOUT_OUTCOMES = ("hold", "deploy")
 DRIFT_RULES = ("share", "importance")
 METRICS = ("auc", "average_precision")  # [gate] metric: higher is better
 

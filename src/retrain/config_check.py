@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from retrain.config import (
+    APPROVAL_MODES,
+    APPROVAL_TIMEOUT_OUTCOMES,
     ARRIVAL_MODES,
     DRIFT_RULES,
     DUPLICATE_ID_POLICIES,
@@ -303,6 +305,8 @@ def _choices(cfg: Config) -> list[Finding]:
         ("[alerts] notifier", cfg.alerts.notifier, NOTIFIERS),
         ("[orchestration] arrival", cfg.orchestration.arrival, ARRIVAL_MODES),
         ("[drift] rule", cfg.drift.rule, DRIFT_RULES),
+        ("[gate] approval", cfg.gate.approval, APPROVAL_MODES),
+        ("[gate] approval_on_timeout", cfg.gate.approval_on_timeout, APPROVAL_TIMEOUT_OUTCOMES),
     ):
         if value not in allowed:
             name = where.split()[-1]
@@ -491,6 +495,16 @@ def _gate(cfg: Config) -> list[Finding]:
         out += _must("gate", name, value, 0 <= value < 1, f"in [0, 1) (a difference of {g.metric})")
     out += _must("gate", "confidence", g.confidence, 0.5 <= g.confidence < 1, "in [0.5, 1)")
     out += _at_least("gate", "bootstrap_rounds", g.bootstrap_rounds, 100)
+    hours = g.approval_timeout_hours
+    out += _must("gate", "approval_timeout_hours", hours, hours > 0, "above 0")
+    if g.approvers and g.approval == "never":
+        out.append(
+            _warning(
+                "[gate] approvers",
+                'approvers are named but approval = "never", so nobody is ever asked; set '
+                'approval = "on_change" or "always"',
+            )
+        )
     return out
 
 

@@ -213,3 +213,22 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return None if math.isnan(value) else float(value)
+
+
+# -- approval: when a person signs off before the deploy ([gate] approval) ---------------------
+
+
+def approval_needed(record: Mapping[str, Any], gate: GateConfig) -> str:
+    """Why a person must approve this decision before it deploys ("" when not): only a deploy
+    asks. ``"always"``: every deploy; ``"on_change"``: a deploy because something changed (drift,
+    score drift, a degraded champion) or one the flags mark as worse within the margin."""
+    if record.get("deploy") is not True or gate.approval == "never":
+        return ""
+    if gate.approval == "always":
+        return 'every deploy is approved by a person ([gate] approval = "always")'
+    reasons = []
+    if record.get("rule") == "non_inferior_after_change":
+        reasons.append("it deploys because something changed (drift or a degraded champion)")
+    if FLAG_WORSE in flags(record):
+        reasons.append(FLAG_WORSE)
+    return "; ".join(reasons)

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from retrain.storage import S3Storage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DAG_IDS = ("ingest", "features", "retrain", "score")  # started by data (score: by a deploy)
+DAG_IDS = ("ingest", "features", "retrain", "score", "approve")  # started by data
 WATCHDOG_DAG_ID = "watchdog"  # monitoring on a timer
 # What `airflow standalone` runs, started one by one so that the log servers (which bind every
 # interface) can be left out: on one machine the api-server reads task logs from local files.

@@ -211,6 +211,14 @@ class Layout:
         return f"{self.incidents_prefix}{name.replace(':', '.')}.json"
 
     @property
+    def approvals_prefix(self) -> str:
+        return f"{self.s.ledger_prefix}approvals/"
+
+    def approval_key(self, version: str) -> str:
+        """The approval a person gives (or not) to deploy challenger ``version``."""
+        return f"{self.approvals_prefix}{_model_version(version)}.json"
+
+    @property
     def streak_key(self) -> str:
         return f"{self.s.ledger_prefix}retrain_streak.json"
 

@@ -316,17 +316,18 @@ class ModelRegistry:
         expected: Champion | None,
         reason: str,
         metrics: dict[str, Any],
+        by: str = "",
         now: datetime | None = None,
     ) -> Champion:
         """Point champion.json at ``version`` iff it still is ``expected`` (None: no champion),
-        and record the move as a "deploy" promotion.
+        and record the move as a "deploy" promotion (``by``: who approved it, if anyone).
 
         Raises ``ChampionChanged`` when another writer got there first; the pointer is then
         whatever that writer left, untouched by this call, and nothing is recorded.
         """
         if not self.version_exists(version):
             raise UnknownVersion(f"cannot promote {version!r}: version does not exist")
-        return self._swap(version, expected, DEPLOY, reason, metrics, now=now)
+        return self._swap(version, expected, DEPLOY, reason, metrics, by=by, now=now)
 
     def rollback(
         self,

@@ -280,6 +280,34 @@ def _attention(
     )
 
 
+def _awaiting(awaiting: Sequence[Mapping[str, Any]]) -> list[_Attention]:
+    """Deploys waiting for a person ([gate] approval), first: nothing moves until they answer."""
+    return [
+        _Attention(
+            what="awaiting approval",
+            badge="warn",
+            name=str(a.get("serving_version") or a.get("version") or "?"),
+            page=str(a["decision_page"]) if a.get("decision_page") else None,
+            since=a.get("requested_at") or "",
+            runs="",
+            reason=_short(
+                f"{a.get('why', '')}; who may answer: "
+                f"{', '.join(a.get('approvers') or ()) or 'any user with access to the DAG'}; "
+                f"by {a.get('timeout_at', '?')}, else {a.get('on_timeout', '?')} "
+                f"(`retrain approve|reject {a.get('version', '?')}`)",
+                INDEX_REASON * 2,
+            ),
+            links=[],
+        )
+        for a in awaiting
+    ]
+
+
+def _under(key: str, prefix: str) -> str:
+    """A reports key relative to the reports root ("" when it is not under it)."""
+    return key[len(prefix) :] if key.startswith(prefix) else ""
+
+
 def _said(title: str, reason: str) -> bool:
     """Whether ``title`` already says ``reason`` (or the other way round)."""
     a, b = title.strip().lower(), reason.strip().lower()
@@ -332,6 +360,7 @@ def render_index(
     alerts: Sequence[Mapping[str, Any]] | None = None,
     streak: Mapping[str, Any] | None = None,
     published_at: str | None = None,
+    awaiting: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The landing page. Decision entries: decision records (``version``, ``deploy``/
     ``promoted``/``outcome``, ``rule``, ``comparison``, ``decided_at``, ``serving_version``,
@@ -366,7 +395,7 @@ def render_index(
         champion=deployed,
         decisions=decisions,
         latest_decision=decisions[0] if decisions else None,
-        attention=_attention(incidents, streak, latest_decisions, latest),
+        attention=_awaiting(awaiting) + _attention(incidents, streak, latest_decisions, latest),
         checked_incidents=incidents is not None,
         n_incidents=len(incidents or ()),
         alerts=None if alerts is None else _alert_rows(alerts),
@@ -388,6 +417,7 @@ def publish_index(
     alerts: Sequence[Mapping[str, Any]] | None = None,
     streak: Mapping[str, Any] | None = None,
     published_at: str | None = None,
+    awaiting: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """Write ``<reports_prefix>index.html``; return its key."""
     page = render_index(
@@ -399,5 +429,9 @@ def publish_index(
         alerts=alerts,
         streak=streak,
         published_at=published_at,
+        awaiting=[
+            {**a, "decision_page": _under(str(a.get("decision_page") or ""), reports_prefix)}
+            for a in awaiting
+        ],
     )
     return _publish(storage, index_key(reports_prefix), page)

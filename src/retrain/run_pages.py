@@ -15,7 +15,7 @@ from typing import Any
 from retrain.layout import run_token
 from retrain.reports import render_page, report_keys, validation_summary_key
 
-PIPELINE_DAGS = ("ingest", "features", "retrain", "score", "watchdog")
+PIPELINE_DAGS = ("ingest", "features", "retrain", "score", "approve", "watchdog")
 _NOTE_LIMIT = 300
 
 

@@ -135,6 +135,20 @@ class SentAlert:
 
 
 @dataclass(frozen=True)
+class Awaiting:
+    """A deploy waiting for a person ([gate] approval)."""
+
+    version: str
+    serving_version: str
+    since: str
+    why: str
+    who: str  # who may answer
+    timeout_at: str
+    on_timeout: str
+    page: dict[str, str] = field(default_factory=dict)  # the decision page (url, uri)
+
+
+@dataclass(frozen=True)
 class Action:
     """A retract or replay record."""
 
@@ -183,6 +197,7 @@ class Status:
     actions: tuple[Action, ...] = ()
     last_decision: LastDecision | None = None
     limits: Limits = field(default_factory=Limits)
+    awaiting: tuple[Awaiting, ...] = ()  # newest first; older ones were superseded
     reports: dict[str, str] = field(default_factory=dict)  # the index (url, uri)
 
     @property
@@ -240,6 +255,7 @@ def gather(
         actions=tuple(_action(a) for a in Ledger(storage, layout).actions(ACTIONS_LISTED)),
         last_decision=_last_decision(storage, cfg, web),
         limits=Limits.of(cfg),
+        awaiting=_awaiting(storage, cfg, web),
         reports=web.link(storage.uri(reports.index_key(cfg.storage.reports_prefix))),
     )
 
@@ -256,6 +272,24 @@ def _champion(storage: S3Storage, cfg: Config, now: datetime) -> ChampionView | 
         deployed_at=champion.deployed_at,
         age_s=_age(champion.deployed_at, now),
         reason=champion.reason,
+    )
+
+
+def _awaiting(storage: S3Storage, cfg: Config, web: WebLinks) -> tuple[Awaiting, ...]:
+    from retrain.approvals import Approvals
+
+    return tuple(
+        Awaiting(
+            a.version,
+            a.serving_version,
+            a.requested_at,
+            a.why,
+            a.who_may_answer,
+            a.timeout_at,
+            a.on_timeout,
+            web.link(storage.uri(a.decision_page)) if a.decision_page else {},
+        )
+        for a in Approvals(storage, cfg).pending()
     )
 
 
@@ -464,6 +498,7 @@ def explain(s: Status) -> str:
         _failing,
         _stuck_in_landing,
         _retraining_now,
+        _awaiting_approval,
         _all_quarantined,
         _no_new_data,
         _not_retrained_yet,
@@ -472,6 +507,17 @@ def explain(s: Status) -> str:
         if line := check(s):
             return line
     return _last_retrain(s)
+
+
+def _awaiting_approval(s: Status) -> str:
+    if not s.awaiting:
+        return ""
+    a = s.awaiting[0]
+    return (
+        f"{a.serving_version} (challenger {a.version}) awaits approval since "
+        f"{_when(a.since, s.at)}: {a.why}; who may answer: {a.who} (`retrain approve "
+        f"{a.version}` or `retrain reject {a.version}`, or Required Actions in Airflow)"
+    )
 
 
 def _paused(s: Status) -> str:
@@ -658,6 +704,14 @@ def _facts(s: Status) -> list[str]:
         verdict = "deploy" if d.deploy else "hold"
         lines.append(f"decision    {verdict} {d.version}, {_when(d.at, s.at)}: {d.reason}")
         if page := _shown(d.page):
+            lines.append(f"            {page}")
+    for w in s.awaiting[:1]:
+        lines.append(
+            f"approval    awaiting approval since {_when(w.since, s.at)}: deploy "
+            f"{w.serving_version}? who may answer: {w.who}; at {_clock(w.timeout_at)} "
+            f"without an answer: {w.on_timeout}"
+        )
+        if page := _shown(w.page):
             lines.append(f"            {page}")
     if k is not None:
         lines.append(f"streak      {_runs(k.runs)} without a deploy since {_clock(k.since)}")

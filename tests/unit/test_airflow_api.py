@@ -86,3 +86,25 @@ def test_a_pause_is_tried_again_on_a_busy_server(busy) -> None:
     busy.failures = 1
     assert AirflowApi(busy.url).pause("features") is True
     assert busy.seen == ["/api/v2/dags/features", "/api/v2/dags/features"]
+
+
+def test_an_answer_waits_until_the_request_is_settled_then_goes_to_its_task(
+    busy, monkeypatch
+) -> None:
+    """A HITL answer is never sent in the first seconds after the question (Airflow 3.3.2 would
+    retry the task and lose it): the client waits out the rest, then PATCHes the task's path."""
+    from datetime import UTC, datetime, timedelta
+
+    slept: list[float] = []
+    monkeypatch.setattr(airflow_api.time, "sleep", slept.append)
+    ti = {"dag_id": "approve", "dag_run_id": "r+1", "task_id": "wait_for_approval", "map_index": -1}
+    asked = (datetime.now(UTC) - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+    api = AirflowApi(busy.url)
+    api.respond({"task_instance": ti, "created_at": asked}, ["Approve"], {"comment": "ok"})
+    assert len(slept) == 1 and 3.5 < slept[0] <= airflow_api.HITL_SETTLE_S - 1 + 0.1
+    assert busy.seen == [
+        "/api/v2/dags/approve/dagRuns/r%2B1/taskInstances/wait_for_approval/-1/hitlDetails"
+    ]
+    old = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    api.respond({"task_instance": ti, "created_at": old}, ["Reject"])
+    assert len(slept) == 1, "an old request is answered at once"

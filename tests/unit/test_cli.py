@@ -206,3 +206,27 @@ def test_status_names_the_dead_part_of_the_local_stack(tmp_path: Path) -> None:
     state = cli.stack._stack_state(tmp_path)
     assert state.startswith("NOT running (embedded profile): triggerer dead; see ")
     assert state.endswith(f"see {tmp_path}/logs/triggerer.log") and "scheduler" not in state
+
+
+def test_approve_and_reject_take_a_version_and_a_comment(monkeypatch) -> None:
+    from retrain.cli import approval
+
+    seen: dict[str, argparse.Namespace] = {}
+    for name in ("approve", "reject"):
+        monkeypatch.setattr(
+            approval, f"cmd_{name}", lambda args, name=name: seen.setdefault(name, args) and 0
+        )
+    assert cli.main(["approve", "v1", "--comment", "checked"]) == 0
+    assert (seen["approve"].version, seen["approve"].comment, seen["approve"].wait) == (
+        "v1",
+        "checked",
+        True,
+    )
+    assert cli.main(["reject", "v2", "--no-wait"]) == 0
+    assert (seen["reject"].version, seen["reject"].comment, seen["reject"].wait) == (
+        "v2",
+        "",
+        False,
+    )
+    with pytest.raises(SystemExit):
+        cli.main(["approve"])

@@ -13,7 +13,7 @@ import traceback
 from types import ModuleType
 
 from retrain import devstack
-from retrain.cli import config, curation, models, stack
+from retrain.cli import approval, config, curation, models, stack
 from retrain.cli.common import DEFAULT_ROOT, CommandError
 from retrain.config import ConfigError
 from retrain.demo import ROUNDS
@@ -32,6 +32,8 @@ HANDLERS: dict[str, tuple[ModuleType, str]] = {
     "models": (models, "cmd_models"),
     "rollback": (models, "cmd_rollback"),
     "predict": (models, "cmd_predict"),
+    "approve": (approval, "cmd_approve"),
+    "reject": (approval, "cmd_reject"),
     "init": (config, "cmd_init"),
     "config check": (config, "cmd_config_check"),
 }
@@ -96,6 +98,14 @@ def parser() -> argparse.ArgumentParser:
     pr = add("predict", "score a local csv/parquet file with the champion")
     pr.add_argument("file", help="a file in the dataset's raw format (the target is optional)")
     pr.add_argument("--out", default="", help="csv or .parquet (default: FILE.predictions.csv)")
+    for name, verb in (("approve", "approve"), ("reject", "reject")):
+        ap = add(name, f"{verb} a deploy that waits for a person ([gate] approval)")
+        ap.add_argument("version", help="the challenger's version (or its serving refit's)")
+        ap.add_argument("--comment", default="", help="why (kept in the approval record)")
+        ap.add_argument("--airflow-url", default="", help="api-server (default: the local stack)")
+        ap.add_argument(
+            "--no-wait", dest="wait", action="store_false", help="do not wait for the outcome"
+        )
     up = add(
         "upload",
         "drop files into landing/ and follow them to the deploy decision (exit 0: all "

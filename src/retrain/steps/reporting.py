@@ -9,6 +9,7 @@ from typing import Any
 
 from retrain import report_index
 from retrain.alerts import Incidents
+from retrain.approvals import Approvals
 from retrain.config import Config
 from retrain.history import History
 from retrain.layout import Layout, history_page_name
@@ -101,6 +102,7 @@ def publish_index(storage: S3Storage, cfg: Config) -> str:
         alerts=alerts,
         streak=asdict(streak) if streak else None,
         published_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        awaiting=[a.as_dict() for a in Approvals(storage, cfg).pending()],
     )
 
 

@@ -629,10 +629,12 @@ def record_outcome(
     return alert
 
 
-def deploy(storage: S3Storage, cfg: Config, record: dict[str, Any]) -> DeployResult:
+def deploy(
+    storage: S3Storage, cfg: Config, record: dict[str, Any], *, by: str = ""
+) -> DeployResult:
     """Move the champion pointer to the serving model (the challenger refit on every row), if
     the policy said so and nobody else has moved it since the decision (compare-and-swap on
-    models/champion.json)."""
+    models/champion.json). ``by``: the person who approved it ([gate] approval)."""
     registry = ModelRegistry(storage, cfg.storage.models_prefix)
     version = record.get("serving_version") or record["version"]  # (a hold has none)
     current = registry.champion()
@@ -658,6 +660,7 @@ def deploy(storage: S3Storage, cfg: Config, record: dict[str, Any]) -> DeployRes
                 expected=current,
                 reason=record["reason"],
                 metrics=record["challenger_metrics"],
+                by=by,
             )
             result = DeployResult(version, True, record["reason"], previous)
         except ChampionChanged as exc:
