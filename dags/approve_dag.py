@@ -1,21 +1,30 @@
 """Approve: a person signs off a deploy ([gate] approval), in Airflow's Required Actions.
 
 Scheduled on the pending_approval asset, which the retrain DAG's request_approval task emits
-instead of deploying. find_pending takes the newest pending approval (an older one was closed as
-superseded when the newer one asked); wait_for_approval is a human-in-the-loop task: on Airflow
-3.3 it waits in the awaiting_input state, holding no worker, triggerer or pool slot, until a
-person answers in the UI or through the REST API (`retrain approve|reject VERSION`), or until
-[gate] approval_timeout_hours pass (then [gate] approval_on_timeout decides). settle deploys an
-approval exactly as the retrain DAG would (compare-and-swap), or records the hold, and alerts.
-Runs are independent (a waiting approval never blocks a newer one), and no run deadline applies:
-waiting for a person is the point.
+instead of deploying. find_pending takes the approval its asset event names, while it is still
+pending (an older one was closed as superseded when a newer one asked). wait_for_approval is a
+human-in-the-loop task: on Airflow 3.3 it waits in the awaiting_input state, holding no worker,
+triggerer or pool slot, until a person answers in the UI or through the REST API (`retrain
+approve|reject VERSION`), or until [gate] approval_timeout_hours pass (then [gate]
+approval_on_timeout decides). settle deploys an approval exactly as the retrain DAG would
+(compare-and-swap), or records the hold, and alerts. Runs are independent (a waiting approval
+never blocks a newer one), and no run deadline applies: waiting for a person is the point.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from _shared.common import ALERTING, CONFIG, DAG_KWARGS, MODEL, PENDING_APPROVAL, TAGS, storage
+from _shared.common import (
+    ALERTING,
+    CONFIG,
+    DAG_KWARGS,
+    MODEL,
+    PENDING_APPROVAL,
+    TAGS,
+    event_version,
+    storage,
+)
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
@@ -39,12 +48,15 @@ def approve():
 
         from retrain.report_links import url_of_uri
         from retrain.reports import report_keys
-        from retrain.steps.approval import newest_pending, question
+        from retrain.steps.approval import question, to_ask
 
         bucket = storage()
-        approval = newest_pending(bucket, CONFIG)
+        asked_for = event_version(get_current_context(), PENDING_APPROVAL)
+        approval = to_ask(bucket, CONFIG, asked_for)
         if approval is None:
-            raise AirflowSkipException("no approval pending (answered or superseded already)")
+            raise AirflowSkipException(
+                f"{asked_for or 'no approval'} is not pending any more (answered or superseded)"
+            )
         page = report_keys(CONFIG.storage.reports_prefix, approval.version).decision
         url = url_of_uri(
             ALERTING.airflow_url(), bucket.bucket, CONFIG.storage.reports_prefix, bucket.uri(page)

@@ -9,7 +9,7 @@ champion scores them and the result says so.
 
 from __future__ import annotations
 
-from _shared.common import CONFIG, DAG_KWARGS, MODEL, TAGS, storage
+from _shared.common import CONFIG, DAG_KWARGS, MODEL, TAGS, event_version, storage
 from airflow.sdk import dag, get_current_context, task
 
 
@@ -43,14 +43,7 @@ def deployed_version(context) -> str | None:
     """The version the newest triggering model event names (the deploy task's ``extra``), or
     None for a run without one (a manual trigger, an event created in the UI): then the current
     champion scores."""
-    try:
-        events = context["triggering_asset_events"][MODEL]
-    except (KeyError, TypeError):
-        return None
-    named = [e for e in events if (e.extra or {}).get("version")]
-    if not named:
-        return None
-    return str(max(named, key=lambda e: e.timestamp).extra["version"])
+    return event_version(context, MODEL)
 
 
 score()

@@ -128,3 +128,16 @@ DAG_KWARGS = {
 # is short): a run still unfinished after [watchdog] max_run_minutes sends a notice from the
 # triggerer.
 RUN_DEADLINE = ALERTING.deadline(CONFIG.watchdog.max_run_minutes)
+
+
+def event_version(context: Any, asset: Asset) -> str | None:
+    """The ``version`` the newest triggering event of ``asset`` names in its extra, or None
+    (a manual trigger, an event created in the UI)."""
+    try:
+        events = context["triggering_asset_events"][asset]
+    except (KeyError, TypeError):
+        return None
+    named = [e for e in events if (e.extra or {}).get("version")]
+    if not named:
+        return None
+    return str(max(named, key=lambda e: e.timestamp).extra["version"])

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from unittest import mock
 from urllib.parse import quote
 
 import pytest
@@ -42,6 +43,15 @@ OVERRIDES = {
 RUN_TIMEOUT = 300.0
 APPROVAL_TASK = "wait_for_approval"  # dags/approve_dag.py
 START = datetime(2026, 10, 1)
+
+
+@pytest.fixture(autouse=True)
+def own_environment() -> Iterator[None]:
+    """`retrain` commands run in this process apply their stack's environment to it
+    (cli.common.use_stack): it is put back after each test, so a stack started later in this
+    process (the celery round's) starts from its own config, not this one's."""
+    with mock.patch.dict(os.environ):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from retrain.layout import Layout
 from retrain.registry import ModelRegistry
 from retrain.reports import report_keys
 from retrain.steps import approval as approval_step
-from retrain.steps.approval import newest_pending, request, settle
+from retrain.steps.approval import newest_pending, request, settle, to_ask
 from retrain.storage import S3Storage
 
 pytestmark = pytest.mark.integration
@@ -197,6 +197,10 @@ def test_a_newer_request_supersedes_the_older(
     # superseding it again changes nothing: it is not pending any more
     assert approvals.supersede(old.version, "someone-else") is None
     assert approvals.get(old.version)[0].superseded_by == new.version
+    # an approve run asks about the version its event names, and about nothing superseded
+    assert to_ask(storage, cfg, new.version) == approvals.get(new.version)[0]
+    assert to_ask(storage, cfg, old.version) is None, "a late run does not ask again"
+    assert to_ask(storage, cfg, None).version == new.version, "no name: the newest pending"
 
 
 # -- close: a compare-and-swap ------------------------------------------------------------------
@@ -418,3 +422,52 @@ def test_a_supersede_racing_an_approval_does_not_both_win(
     assert not (deployed_old and stored.status == SUPERSEDED), (
         f"{old.version} is recorded {stored.status} ({stored.outcome}) but its refit is champion"
     )
+
+
+# -- retrain approve: answering again when Airflow lost the answer ------------------------------
+
+
+class LosingAirflow:
+    """The HITL REST API as Airflow 3.3.2 behaves when it loses an answer (AirflowApi.respond):
+    the first answer is taken, then the task is retried and asks again (try 2); the second
+    answer is settled as the approve DAG would settle it. Airflow's race cannot be provoked on
+    demand on a real stack, so this stands in for its API."""
+
+    def __init__(self, storage: S3Storage, cfg: Config, version: str) -> None:
+        self.storage, self.cfg, self.version = storage, cfg, version
+        self.answers: list[tuple[int, list[str], dict]] = []
+
+    def hitl_requests(self, dag_id: str, *, answered=False, subject: str = "") -> list[dict]:
+        assert (dag_id, answered, subject) == ("approve", False, self.version)
+        tries = len(self.answers) + 1
+        if tries > 2:
+            return []
+        return [{"task_instance": {"try_number": tries}, "created_at": "2026-11-30T08:00:00Z"}]
+
+    def respond(self, request: dict, chosen: list[str], params_input: dict) -> dict:
+        self.answers.append((request["task_instance"]["try_number"], chosen, params_input))
+        if len(self.answers) == 2:  # the retried question's answer arrives and is settled
+            incidents = Incidents(self.storage, Layout.of(self.cfg))
+            response = answer(chosen[0], ANA, "ok")
+            settle(self.storage, self.cfg, self.version, response, incidents, run="r")
+        return {}
+
+
+def test_retrain_approve_answers_again_when_the_task_asked_again(
+    storage: S3Storage, cfg: Config, registry: ModelRegistry, monkeypatch, capsys
+) -> None:
+    from retrain import cli
+    from retrain.cli import approval as command
+
+    record = decided(registry)
+    Approvals(storage, cfg).request(record, "why", "page")
+    airflow = LosingAirflow(storage, cfg, record["version"])
+    monkeypatch.setattr(command, "stack_config", lambda root: cfg)
+    monkeypatch.setattr(command, "storage", lambda c: storage)
+    monkeypatch.setattr(command, "airflow", lambda args: airflow)
+    monkeypatch.setattr(command.time, "sleep", lambda s: None)
+    assert cli.main(["approve", record["version"], "--comment", "ok"]) == 0
+    assert [(t, c) for t, c, _ in airflow.answers] == [(1, ["Approve"]), (2, ["Approve"])]
+    out = capsys.readouterr().out
+    assert out.count("approved ") >= 2 and "approved: approved by Ana: ok; deployed " in out
+    assert registry.champion().version == record["serving_version"]

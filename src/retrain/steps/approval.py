@@ -162,6 +162,16 @@ def newest_pending(storage: S3Storage, cfg: Config) -> Approval | None:
     return pending[0] if pending else None
 
 
+def to_ask(storage: S3Storage, cfg: Config, version: str | None) -> Approval | None:
+    """The approval an approve run asks about: the one its asset event names, while it is
+    pending (a run that starts late does not ask about a newer one twice); without a name,
+    the newest pending."""
+    if not version:
+        return newest_pending(storage, cfg)
+    got = Approvals(storage, cfg).get(version)
+    return got[0] if got is not None and got[0].status == "pending" else None
+
+
 def question(storage: S3Storage, cfg: Config, approval: Approval, page_url: str) -> dict[str, str]:
     """The HITL request's subject and body (Markdown): what a person decides on."""
     from retrain.decision import flags
