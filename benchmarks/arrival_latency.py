@@ -215,7 +215,7 @@ def is_task(task_id: str, name: str) -> bool:
 
 def one_arrival(ctx: dict, variant: str, i: int, rng: random.Random) -> dict:
     """Drop one file for ``variant`` and time what follows; return the figures."""
-    from retrain import devstack
+    from retrain.local import devstack
 
     api, storage, cfg = ctx["api"], ctx["storage"], ctx["cfg"]
     if variant == "ours":
@@ -287,7 +287,7 @@ def one_backlog(ctx: dict, i: int) -> dict:
     finds it waiting as it starts: the case the startup grace was for. Returns how long the new
     run took from its start to ``validate`` running, its sensor's tries (more than 1: the race
     the grace guards against struck) and its state."""
-    from retrain import devstack
+    from retrain.local import devstack
     from retrain.steps.ingest import batch_id_for
 
     api, storage, cfg = ctx["api"], ctx["storage"], ctx["cfg"]
@@ -401,8 +401,8 @@ def main() -> None:
     if not args.no_wait:
         wait_until_quiet()
 
-    from retrain import devstack
     from retrain.datagen import generate, write_batch
+    from retrain.local import devstack
 
     rng = random.Random(args.seed)
     start = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(days=3)

@@ -56,8 +56,8 @@ def _task_times(api, dag_id: str, run_id: str) -> dict[str, tuple[datetime, date
 
 def one_file(stack, cfg, storage, rows: int, seed: int, say) -> dict:
     """Upload one generated CSV of ``rows`` rows, follow it to the decision, time the stages."""
-    from retrain import devstack, follow
     from retrain.datagen import generate, write_batch
+    from retrain.local import devstack, follow
     from retrain.registry import ModelRegistry
 
     api = stack.api
@@ -177,7 +177,7 @@ def main() -> None:
 
 def _one_stack(root: Path, code_root: Path, args, attempt: int, say) -> tuple[dict, dict, dict]:
     """A fresh stack running ``code_root``'s code: the first model, the baseline, the big file."""
-    from retrain import devstack
+    from retrain.local import devstack
 
     stack = devstack.start(root, bucket="e2e-bench", code_root=code_root, log=lambda *_: None)
     try:

@@ -98,7 +98,7 @@ def run_case(endpoint: str, case: str, rows: int) -> dict[str, Any]:
 def main() -> None:
     import hostile_corpus
 
-    from retrain.s3server import start_s3_server
+    from retrain.local.s3server import start_s3_server
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100)

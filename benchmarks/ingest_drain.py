@@ -29,7 +29,7 @@ def task_durations(api) -> dict[str, float]:
     """Seconds each task of the finished ingest run took (mapped tasks: the slowest), and the
     sensor's time from the trigger firing to its end is not included (it waited in the triggerer).
     """
-    from retrain import devstack
+    from retrain.local import devstack
 
     def finished_run():
         runs = [r for r in api.dag_runs("ingest") if r.finished]
@@ -49,9 +49,9 @@ def task_durations(api) -> dict[str, float]:
 
 
 def drain(files: int, rows: int, tasks: int) -> dict:
-    from retrain import devstack, follow
     from retrain.config import load_config
     from retrain.datagen import generate, write_batch
+    from retrain.local import devstack, follow
     from retrain.storage import S3Storage
 
     overrides = {"RETRAIN__INGEST__VALIDATE_TASKS": str(tasks)}

@@ -419,7 +419,7 @@ def main() -> None:
         print(json.dumps(got))
         return
 
-    from retrain.s3server import start_s3_server
+    from retrain.local.s3server import start_s3_server
 
     sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(",") if s)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]

@@ -429,7 +429,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         snap = stack.enter_context(new_code_snapshot())
         from retrain.config import load_config
-        from retrain.s3server import start_s3_server
+        from retrain.local.s3server import start_s3_server
         from retrain.steps import ingest  # imported before any clock starts
 
         assert ingest.__file__.startswith(str(snap)), ingest.__file__

@@ -1,6 +1,7 @@
 """The report pages as a reader sees them: a batch with a good and a broken file is ingested on
 a local moto server, the bucket's reports are copied to a folder, and the index and the broken
-file's result page are opened in headless Chromium with the network cut off (``retrain.browser``).
+file's result page are opened in headless Chromium with the network cut off
+(``retrain.local.browser``).
 
 Prints each page's size, what it would fetch from the internet (must be nothing) and the
 screenshot's size; saves benchmarks/results/report_pages.json and the two screenshots
@@ -26,11 +27,11 @@ EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?
 
 
 def main() -> None:
-    from retrain import browser
     from retrain.config import load_config
     from retrain.datagen import generate, write_batch
-    from retrain.demo import download_reports
-    from retrain.s3server import start_s3_server
+    from retrain.local import browser
+    from retrain.local.demo import download_reports
+    from retrain.local.s3server import start_s3_server
     from retrain.steps import ingest
     from retrain.storage import S3Storage
 

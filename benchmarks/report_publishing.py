@@ -337,7 +337,7 @@ def main() -> None:
     checkpoints = sorted({c for c in CHECKPOINTS if c < args.max} | {args.max})
 
     from retrain.config import load_config
-    from retrain.s3server import start_s3_server
+    from retrain.local.s3server import start_s3_server
     from retrain.storage import S3Storage
 
     began = time.perf_counter()

@@ -141,7 +141,7 @@ def idle(api) -> bool:
 
 
 def wait_idle(api, timeout: float) -> None:
-    from retrain import devstack
+    from retrain.local import devstack
 
     streak = [0]
 
@@ -179,7 +179,7 @@ def runs_since(api, dag_id: str, since: datetime) -> list:
 
 
 def stream(profile: str, files: int, seconds: float) -> dict:
-    from retrain import devstack
+    from retrain.local import devstack
 
     with tempfile.TemporaryDirectory(prefix=f"throughput-{profile}-") as tmp:
         root = Path(tmp)
@@ -260,7 +260,7 @@ COLUMNS = (
 
 
 def main() -> None:
-    from retrain import devstack
+    from retrain.local import devstack
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=500)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from retrain.config import Config, StorageConfig, load_config
-from retrain.s3server import DUMMY_CREDENTIALS, S3Server, start_s3_server
+from retrain.local.s3server import DUMMY_CREDENTIALS, S3Server, start_s3_server
 from retrain.storage import S3Storage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

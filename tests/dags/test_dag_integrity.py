@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from retrain.devstack import DAG_IDS, WATCHDOG_DAG_ID
+from retrain.local.devstack import DAG_IDS, WATCHDOG_DAG_ID
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = PROJECT_ROOT / "dags"
@@ -212,6 +212,34 @@ def test_library_has_no_airflow_imports() -> None:
                 names = [node.module]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "airflow"]
     assert offenders == []
+
+
+LOCAL_TOOLING = ("retrain.local", "retrain.cli")  # the local stack, the demo, the command line
+
+
+def test_nothing_a_dag_trigger_or_task_imports_reaches_the_local_tooling() -> None:
+    """Every DAG file, trigger, the plugin, the warm-up and every task step, imported in a fresh
+    interpreter (as a worker, the triggerer or the api-server imports them): none of the local
+    stack's tooling comes along, so workers never need it."""
+    code = f"""
+import importlib, json, pkgutil, sys
+sys.path[:0] = [{str(DAGS_FOLDER)!r}, {str(PROJECT_ROOT)!r}]
+import retrain.steps, validation
+names = [m.name for m in pkgutil.iter_modules(retrain.steps.__path__, "retrain.steps.")]
+names += [m.name for m in pkgutil.iter_modules(validation.__path__, "validation.")]
+names += ["retrain.warm", "retrain_plugin.plugin", "retrain_plugin.app"]
+names += ["triggers.landing", "triggers.landing_events", "triggers.alerting"]
+names += [p.split("/")[-1][:-3] for p in {sorted(str(p) for p in DAGS_FOLDER.glob("*_dag.py"))!r}]
+for name in names:
+    importlib.import_module(name)
+local, below = {LOCAL_TOOLING!r}, tuple(f"{{p}}." for p in {LOCAL_TOOLING!r})
+print(json.dumps(sorted(m for m in sys.modules if m in local or m.startswith(below))))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
 @pytest.mark.parametrize("path", sorted(DAGS_FOLDER.rglob("*.py")), ids=lambda p: p.name)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from retrain import devstack
 from retrain.config import Config
+from retrain.local import devstack
 from retrain.storage import S3Storage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

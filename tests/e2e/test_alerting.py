@@ -23,9 +23,9 @@ from conftest import (
     tree_snapshot,
 )
 
-from retrain import devstack, inbox
 from retrain.config import Config
 from retrain.datagen import generate, write_batch
+from retrain.local import devstack, inbox
 from retrain.storage import S3Storage
 
 pytestmark = pytest.mark.e2e

@@ -19,11 +19,12 @@ from urllib.parse import quote
 import pytest
 from conftest import FAST
 
-from retrain import cli, devstack, follow
+from retrain import cli
 from retrain.approvals import APPROVE, Approvals
 from retrain.config import Config
 from retrain.datagen import generate, write_batch
-from retrain.devtools import open_browser
+from retrain.local import devstack, follow
+from retrain.local.devtools import open_browser
 from retrain.registry import ModelRegistry
 from retrain.status import gather
 from retrain.storage import S3Storage

@@ -18,12 +18,12 @@ import boto3
 import pytest
 from conftest import FAST, explain_failure
 
-from retrain import devstack, follow
 from retrain.airflow_api import DagRun
 from retrain.config import Config
 from retrain.datagen import generate, write_batch
-from retrain.devstack import landing_notification, queue_depth
 from retrain.layout import Layout
+from retrain.local import devstack, follow
+from retrain.local.devstack import landing_notification, queue_depth
 from retrain.steps.ingest import batch_id_for
 from retrain.storage import S3Storage
 

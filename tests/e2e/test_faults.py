@@ -26,12 +26,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from retrain import devstack
 from retrain.airflow_api import AirflowApi, DagRun, TaskInstance
 from retrain.config import Config
 from retrain.datagen import generate, write_batch
 from retrain.faults import ENV as FAULT_ENV
 from retrain.layout import REPORT_SUFFIX, Layout
+from retrain.local import devstack
 from retrain.storage import S3Storage
 
 pytestmark = pytest.mark.e2e

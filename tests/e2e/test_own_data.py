@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retrain import devstack
+from retrain.local import devstack
 
 pytestmark = pytest.mark.e2e
 

@@ -19,9 +19,9 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import pytest
 
-from retrain import follow
-from retrain.devtools import open_browser
 from retrain.layout import Layout
+from retrain.local import follow
+from retrain.local.devtools import open_browser
 from retrain.report_links import PLUGIN_PREFIX
 
 pytestmark = pytest.mark.e2e

@@ -16,12 +16,12 @@ from urllib.parse import quote
 
 import pytest
 
-from retrain import follow
 from retrain.airflow_api import DagRun
 from retrain.datagen import generate, write_batch
-from retrain.demo import DemoFile, run_round
-from retrain.devstack import CELERY_WORKERS
 from retrain.layout import Layout
+from retrain.local import follow
+from retrain.local.demo import DemoFile, run_round
+from retrain.local.devstack import CELERY_WORKERS
 from retrain.registry import ModelRegistry
 from retrain.reports import index_key, report_keys
 

@@ -19,7 +19,7 @@ from retrain.config import Config
 from retrain.datagen import generate, write_batch
 from retrain.faults import ENV as FAULT_ENV
 from retrain.layout import Layout
-from retrain.s3server import DUMMY_CREDENTIALS
+from retrain.local.s3server import DUMMY_CREDENTIALS
 from retrain.steps import ingest, validate
 from retrain.storage import S3Storage
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from retrain.config import Config
-from retrain.demo import download_reports
+from retrain.local.demo import download_reports
 from retrain.storage import S3Storage
 
 

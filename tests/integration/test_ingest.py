@@ -14,9 +14,9 @@ from retrain import id_overlap, spill
 from retrain.config import Config
 from retrain.curation import CurationError, replay, retract
 from retrain.datagen import generate, write_batch
-from retrain.devstack import wait_for
 from retrain.layout import Layout
 from retrain.ledger import Ledger
+from retrain.local.devstack import wait_for
 from retrain.steps import features, ingest, retrain, validate
 from retrain.steps.training_set import staged_training_set
 from retrain.storage import S3Storage

@@ -57,7 +57,7 @@ def feature_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def bucket(feature_files: list[Path], s3_server) -> tuple[str, str]:
     """The feature files in a bucket, as the features DAG leaves them: (endpoint, bucket)."""
     from retrain.config import StorageConfig
-    from retrain.s3server import DUMMY_CREDENTIALS
+    from retrain.local.s3server import DUMMY_CREDENTIALS
     from retrain.storage import S3Storage
 
     storage = S3Storage.from_config(
@@ -129,7 +129,7 @@ def _child(kind: str, *args: str) -> int:
     import pyarrow.parquet as pq
 
     from retrain.config import StorageConfig, load_config
-    from retrain.s3server import DUMMY_CREDENTIALS
+    from retrain.local.s3server import DUMMY_CREDENTIALS
     from retrain.steps.retrain import train_challenger
     from retrain.storage import S3Storage
     from retrain.training import train_model

@@ -10,15 +10,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from retrain import browser, reports
+from retrain import reports
 from retrain.alerts import Incidents
 from retrain.config import Config
 from retrain.datagen import generate, write_batch
 from retrain.decision import Evidence, decide
-from retrain.demo import download_reports
 from retrain.evaluation import Comparison
 from retrain.history import Entry, History
 from retrain.layout import Layout
+from retrain.local import browser
+from retrain.local.demo import download_reports
 from retrain.registry import ModelRegistry
 from retrain.steps import ingest, reporting
 from retrain.storage import S3Storage

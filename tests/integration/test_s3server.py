@@ -7,7 +7,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from retrain.s3server import S3Server, S3ServerError, free_port, start_s3_server
+from retrain.local.s3server import S3Server, S3ServerError, free_port, start_s3_server
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from retrain.config import Config
 from retrain.datagen import generate, write_batch
 from retrain.features import build_features
 from retrain.layout import Layout
+from retrain.local.s3server import DUMMY_CREDENTIALS
 from retrain.registry import ModelRegistry
-from retrain.s3server import DUMMY_CREDENTIALS
 from retrain.steps.scoring import ScoringRefused, score_newest
 from retrain.storage import S3Storage
 from retrain.tables import coerce_types

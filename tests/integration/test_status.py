@@ -16,13 +16,14 @@ from urllib.parse import unquote, urlparse
 import boto3
 import pytest
 
-from retrain import cli, devstack
+from retrain import cli
 from retrain.airflow_api import AirflowApi
 from retrain.alerts import Incidents, first_line
 from retrain.config import Config
 from retrain.datagen import generate, write_batch
 from retrain.layout import Layout
-from retrain.s3server import DUMMY_CREDENTIALS, S3Server, free_port
+from retrain.local import devstack
+from retrain.local.s3server import DUMMY_CREDENTIALS, S3Server, free_port
 from retrain.status import gather, render
 from retrain.steps import ingest
 from retrain.storage import S3Storage

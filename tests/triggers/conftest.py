@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from retrain.s3server import S3Server
+from retrain.local.s3server import S3Server
 
 CONN_ID = "landing_test"
 

@@ -15,8 +15,8 @@ import pytest
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
 
 from retrain.config import IngestConfig
-from retrain.devstack import landing_notification, queue_depth
-from retrain.s3server import S3Server
+from retrain.local.devstack import landing_notification, queue_depth
+from retrain.local.s3server import S3Server
 from retrain.storage import S3Storage
 from triggers.landing_events import (
     LandingQueueProducer,

@@ -129,7 +129,7 @@ def test_render_models() -> None:
 def test_start_takes_a_profile_and_says_when_its_services_are_missing(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    from retrain import devstack
+    from retrain.local import devstack
 
     seen = {}
 
@@ -151,7 +151,7 @@ def test_start_takes_a_profile_and_says_when_its_services_are_missing(
 def test_the_default_profile_is_the_embedded_one(tmp_path: Path, monkeypatch, capsys) -> None:
     from dataclasses import replace
 
-    from retrain import devstack
+    from retrain.local import devstack
 
     seen = {}
 
@@ -174,7 +174,7 @@ def test_the_default_profile_is_the_embedded_one(tmp_path: Path, monkeypatch, ca
 def test_an_invalid_config_starts_nothing_and_says_why_in_one_paragraph(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    from retrain import devstack
+    from retrain.local import devstack
 
     monkeypatch.setattr(devstack, "start", lambda *a, **k: pytest.fail("started anyway"))
     bad = tmp_path / "bad.toml"
@@ -194,7 +194,7 @@ def test_status_names_the_dead_part_of_the_local_stack(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from retrain import devstack
+    from retrain.local import devstack
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from retrain.devstack import (
+from retrain.local.devstack import (
     AIRFLOW_COMPONENTS,
     STATE_FILE,
     Stack,
@@ -105,7 +105,7 @@ def test_only_a_heartbeat_after_the_restart_proves_the_new_process_runs() -> Non
 
 
 def test_the_stack_reads_its_arrival_mode_from_the_config_it_runs_with(monkeypatch) -> None:
-    from retrain.devstack import PROJECT_ROOT, _arrival_of
+    from retrain.local.devstack import PROJECT_ROOT, _arrival_of
 
     monkeypatch.delenv("RETRAIN__ORCHESTRATION__ARRIVAL", raising=False)
     monkeypatch.delenv("RETRAIN_CONFIG", raising=False)
@@ -118,7 +118,7 @@ def test_the_stack_reads_its_arrival_mode_from_the_config_it_runs_with(monkeypat
 def test_events_mode_notifies_a_queue_of_every_object_created_in_landing(s3_server) -> None:
     import boto3
 
-    from retrain.devstack import LOCAL_KEY_ID, LOCAL_SECRET, _create_landing_notifications
+    from retrain.local.devstack import LOCAL_KEY_ID, LOCAL_SECRET, _create_landing_notifications
 
     kwargs = {
         "endpoint_url": s3_server.endpoint_url,
@@ -149,7 +149,7 @@ CLOSED = "127.0.0.1:9"  # the discard port: nothing listens on it here
 
 def test_the_celery_profile_is_configuration_only(tmp_path: Path) -> None:
     """Same DAGs, same components plus two workers: only executor, database and broker differ."""
-    from retrain.devstack import CELERY_WORKERS, components, profile_env
+    from retrain.local.devstack import CELERY_WORKERS, components, profile_env
 
     assert profile_env("embedded", tmp_path) == {}
     embedded = _env(tmp_path)
@@ -192,7 +192,7 @@ def test_the_celery_profile_is_configuration_only(tmp_path: Path) -> None:
 
 
 def test_a_celery_stack_record_restarts_its_workers_with_the_same_database(tmp_path: Path) -> None:
-    from retrain.devstack import CELERY_WORKERS
+    from retrain.local.devstack import CELERY_WORKERS
 
     stack = Stack(
         root=str(tmp_path),
@@ -216,7 +216,7 @@ def test_a_celery_stack_record_restarts_its_workers_with_the_same_database(tmp_p
 
 
 def test_unreachable_services_are_named_with_what_to_do() -> None:
-    from retrain.devstack import POSTGRES_URL_ENV, REDIS_URL_ENV, services_problem
+    from retrain.local.devstack import POSTGRES_URL_ENV, REDIS_URL_ENV, services_problem
 
     problem = services_problem(f"postgresql://postgres@{CLOSED}/postgres", f"redis://{CLOSED}", 1)
     assert problem is not None
@@ -231,7 +231,7 @@ def test_starting_the_celery_profile_without_its_services_starts_nothing(
 ) -> None:
     import pytest
 
-    from retrain import devstack
+    from retrain.local import devstack
 
     monkeypatch.setenv(devstack.POSTGRES_URL_ENV, f"postgresql://postgres@{CLOSED}/postgres")
     monkeypatch.setenv(devstack.REDIS_URL_ENV, f"redis://{CLOSED}")
@@ -243,7 +243,7 @@ def test_starting_the_celery_profile_without_its_services_starts_nothing(
 def _services_or_skip() -> tuple[str, str]:
     import pytest
 
-    from retrain.devstack import redis_server, service_urls, services_problem
+    from retrain.local.devstack import redis_server, service_urls, services_problem
 
     postgres_url, redis_url = service_urls()
     if problem := services_problem(postgres_url, redis_url, 2):
@@ -255,7 +255,7 @@ def test_each_stack_gets_its_own_database_and_redis_db_and_gives_them_back() -> 
     import psycopg2
     import redis
 
-    from retrain.devstack import (
+    from retrain.local.devstack import (
         REDIS_CLAIM_KEY,
         claim_redis_db,
         create_database,
@@ -304,7 +304,7 @@ def test_a_claim_left_by_a_killed_stack_is_taken_back_with_its_database() -> Non
     import pytest
     import redis
 
-    from retrain.devstack import (
+    from retrain.local.devstack import (
         REDIS_CLAIM_KEY,
         STALE_CLAIM_SECONDS,
         claim_redis_db,
@@ -376,7 +376,7 @@ def test_the_dead_parts_of_a_stack_are_named(tmp_path: Path) -> None:
 def test_a_config_other_than_the_stacks_copy_is_a_conflict_naming_both(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from retrain.devstack import Stack, config_conflict, file_sha256
+    from retrain.local.devstack import Stack, config_conflict, file_sha256
 
     copy = tmp_path / "stack" / "config" / "retrain.toml"
     copy.parent.mkdir(parents=True)

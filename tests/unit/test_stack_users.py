@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from retrain import stack_users
+from retrain.local import stack_users
 
 
 def test_all_admins_unless_users_are_named(tmp_path):

@@ -12,11 +12,11 @@ import sys
 import traceback
 from types import ModuleType
 
-from retrain import devstack
 from retrain.cli import approval, config, curation, models, stack
 from retrain.cli.common import DEFAULT_ROOT, CommandError
 from retrain.config import ConfigError
-from retrain.demo import ROUNDS
+from retrain.local import devstack
+from retrain.local.demo import ROUNDS
 
 MODELS_LISTED = models.MODELS_LISTED
 # Each command's handler: ``cmd_<name>`` of its module, looked up when it runs.

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retrain import devstack
 from retrain.config import CONFIG_ENV, Config, load_config
+from retrain.local import devstack
 
 if TYPE_CHECKING:
     from retrain.airflow_api import AirflowApi

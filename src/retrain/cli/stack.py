@@ -10,7 +10,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from retrain import devstack
 from retrain.cli.common import (
     CommandError,
     airflow,
@@ -21,10 +20,11 @@ from retrain.cli.common import (
     who,
 )
 from retrain.config import Config, ConfigError, load_config
+from retrain.local import devstack
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from retrain.demo import ROUNDS, download_reports, run_round
+    from retrain.local.demo import ROUNDS, download_reports, run_round
 
     started = time.monotonic()
     root = Path(args.root)
@@ -145,7 +145,7 @@ def _checked_config(args: argparse.Namespace) -> tuple[Path, Config]:
 
 def _start(args: argparse.Namespace, path: Path) -> devstack.Stack:
     """The stack of ``--profile`` under ``--root`` with the config at ``path``; a failed start
-    leaves nothing running (:func:`retrain.devstack.start`)."""
+    leaves nothing running (:func:`retrain.local.devstack.start`)."""
     try:
         return devstack.start(
             Path(args.root),
@@ -160,7 +160,7 @@ def _start(args: argparse.Namespace, path: Path) -> devstack.Stack:
 def cmd_upload(args: argparse.Namespace) -> int:
     """Drop files into landing/ and follow them: 0 all accepted and every run succeeded,
     1 a run failed, 3 a file was quarantined (the rest went on)."""
-    from retrain.demo import DemoFile, follow_uploads, seen_runs, upload, upload_files
+    from retrain.local.demo import DemoFile, follow_uploads, seen_runs, upload, upload_files
 
     stack = need_stack(Path(args.root))
     cfg = stack.config()
@@ -258,7 +258,7 @@ def _receive_alerts(stack: devstack.Stack):
     """The alerts waiting on the local stack's queue (taken off it), or None if unreadable."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from retrain.inbox import receive
+    from retrain.local.inbox import receive
 
     env = stack.env()
     try:

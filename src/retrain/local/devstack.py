@@ -32,16 +32,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrain import stack_users
 from retrain.airflow_api import AirflowApi, AirflowApiError
 from retrain.config import CONFIG_ENV
-from retrain.s3server import free_port, start_s3_server
+from retrain.local import stack_users
+from retrain.local.s3server import free_port, start_s3_server
 
 if TYPE_CHECKING:
     from retrain.config import Config
     from retrain.storage import S3Storage
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DAG_IDS = ("ingest", "features", "retrain", "score", "approve")  # started by data
 WATCHDOG_DAG_ID = "watchdog"  # monitoring on a timer
 # What `airflow standalone` runs, started one by one so that the log servers (which bind every
@@ -110,7 +110,7 @@ class Stack:
     database: str = ""
     redis_url: str = ""
     redis_db: int = -1
-    # Named users (name -> role, retrain.stack_users) instead of everyone an admin.
+    # Named users (name -> role, retrain.local.stack_users) instead of everyone an admin.
     users: dict[str, str] = field(default_factory=dict)
     # The config the stack runs with: a copy taken at its start (under ``root``, so an edit of
     # the original changes nothing until a restart), where it was copied from, and its hash.
@@ -634,7 +634,7 @@ def start(
     """Start the S3-compatible server and Airflow's parts; return once DAGs are loaded.
 
     ``users`` (name -> role) logs people in with their own roles instead of making everyone
-    an admin (:mod:`retrain.stack_users`; the tooling acts as the first admin).
+    an admin (:mod:`retrain.local.stack_users`; the tooling acts as the first admin).
 
     ``config`` (default :func:`config_file`) is copied under ``root`` and the stack runs with
     the copy; ``bucket`` (default: the config's ``[storage] bucket``) is created on the local

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from retrain.browser import BrowserError, chromium
+from retrain.local.browser import BrowserError, chromium
 
 _LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
 # Nothing but the loopback address: every other name unresolvable, every other host behind a

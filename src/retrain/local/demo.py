@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from retrain import devstack
 from retrain.config import Config
 from retrain.layout import Layout
+from retrain.local import devstack
 from retrain.storage import S3Storage
 
 STAGE_TIMEOUT = 900.0  # seconds per stage; generous, the machine is small
@@ -92,7 +92,7 @@ def upload_files(storage: S3Storage, cfg: Config, paths: list[Path]) -> list[str
 
 def seen_runs(stack: devstack.Stack) -> dict[str, set[str]]:
     """The runs there are before an upload: what follows it is a run not among them."""
-    from retrain import follow
+    from retrain.local import follow
 
     return {d: follow.run_ids(stack.api, d, finished_only=d == "ingest") for d in devstack.DAG_IDS}
 
@@ -107,7 +107,7 @@ def follow_uploads(
 ) -> dict:
     """Follow uploaded files through the runs they set off, to the deploy decision: where
     each file went (and why a quarantined one was), each run's tasks, the verdict, the scores."""
-    from retrain import follow
+    from retrain.local import follow
     from retrain.registry import ModelRegistry
 
     api, clock = stack.api, follow.Clock()

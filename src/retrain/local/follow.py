@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from retrain.airflow_api import AirflowApi, DagRun
 from retrain.config import Config
-from retrain.devstack import wait_for
+from retrain.local.devstack import wait_for
 from retrain.storage import S3Storage
 
 
