@@ -172,17 +172,19 @@ class AirflowApi:
         """Answer a human-in-the-loop request (one of :meth:`hitl_requests`) as this client's
         user, as the Required Actions view does.
 
-        Not in the first :data:`HITL_SETTLE_S` seconds after it was asked: on Airflow 3.3.2 an
-        answer that lands while the executor has not yet reported the parked task's workload
-        makes the scheduler take that report for a failure and retry the task, which asks
-        again and loses the answer (seen at 0.5 s; the report comes within about a second).
+        Not in the first :data:`HITL_SETTLE_S` seconds after the waiting try started: on
+        Airflow 3.3.2 an answer that lands before the scheduler has processed the executor's
+        report of the parked task makes it take that report for a failure and retry the task,
+        which asks again and loses the answer (seen at +0.5 s, and at +5 s under load, with the
+        report processed at +6 s). The try's start, not the question's creation: a retried
+        task keeps the question's ``created_at``.
         """
-        asked = _parse_time(request.get("created_at"))
-        if asked is not None:
-            wait = HITL_SETTLE_S - (datetime.now(UTC) - asked).total_seconds()
+        ti = request["task_instance"]
+        started = _parse_time(ti.get("start_date")) or _parse_time(request.get("created_at"))
+        if started is not None:
+            wait = HITL_SETTLE_S - (datetime.now(UTC) - started).total_seconds()
             if wait > 0:
                 time.sleep(wait)
-        ti = request["task_instance"]
         run = urllib.parse.quote(ti["dag_run_id"], safe="")
         path = (
             f"/api/v2/dags/{ti['dag_id']}/dagRuns/{run}/taskInstances/{ti['task_id']}/"
@@ -281,7 +283,7 @@ class AirflowApi:
         return "\n".join(chunks)
 
 
-HITL_SETTLE_S = 5.0  # see AirflowApi.respond
+HITL_SETTLE_S = 15.0  # see AirflowApi.respond
 
 
 def _parse_time(value: Any) -> datetime | None:

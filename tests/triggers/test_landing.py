@@ -346,7 +346,9 @@ def test_backs_off_while_idle_and_polls_fast_once_files_arrive(
     assert [f["key"] for f in payload["files"]] == ["landing/a.csv"]
     idle = [t for t, n in listings if t < put_at]
     gaps = [b - a for a, b in itertools.pairwise(idle)]
-    assert gaps[0] < 0.2, f"the first pause is the fast one: {gaps}"
+    # the back-off starts from the fast pause (the first gap may also hold the client's
+    # connection set-up: 0.53 s once on a busy machine, then 0.1, 0.2, 0.4)
+    assert min(gaps[:2]) < 0.2, f"the first pauses are the fast ones: {gaps}"
     assert 0.35 <= gaps[-1] < 0.8, f"backed off to the 0.4 s ceiling: {gaps}"
     busy = [t for t, n in listings if n]
     busy_gaps = [b - a for a, b in itertools.pairwise(busy)]

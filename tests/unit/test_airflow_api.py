@@ -98,10 +98,14 @@ def test_an_answer_waits_until_the_request_is_settled_then_goes_to_its_task(
     slept: list[float] = []
     monkeypatch.setattr(airflow_api.time, "sleep", slept.append)
     ti = {"dag_id": "approve", "dag_run_id": "r+1", "task_id": "wait_for_approval", "map_index": -1}
-    asked = (datetime.now(UTC) - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+    # a retried try: the question keeps its first created_at, the try started a second ago
+    asked = (datetime.now(UTC) - timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+    started = (datetime.now(UTC) - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
     api = AirflowApi(busy.url)
-    api.respond({"task_instance": ti, "created_at": asked}, ["Approve"], {"comment": "ok"})
-    assert len(slept) == 1 and 3.5 < slept[0] <= airflow_api.HITL_SETTLE_S - 1 + 0.1
+    request = {"task_instance": {**ti, "start_date": started}, "created_at": asked}
+    api.respond(request, ["Approve"], {"comment": "ok"})
+    assert len(slept) == 1
+    assert airflow_api.HITL_SETTLE_S - 1.5 < slept[0] <= airflow_api.HITL_SETTLE_S - 1 + 0.1
     assert busy.seen == [
         "/api/v2/dags/approve/dagRuns/r%2B1/taskInstances/wait_for_approval/-1/hitlDetails"
     ]
